@@ -1,0 +1,30 @@
+"""Stage configs come from the validated config: the JSON schema in workflow/schemas is the only
+source of defaults. ``schema_defaults`` gives a section's defaults, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+T = TypeVar("T")
+
+
+def load_schema(name: str = "config") -> dict[str, Any]:
+    return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text())
+
+
+def schema_defaults(section: str) -> dict[str, Any]:
+    """The defaults the config schema declares for one section."""
+    props = load_schema()["properties"][section]["properties"]
+    return {key: spec["default"] for key, spec in props.items() if "default" in spec}
+
+
+def stage_config(cls: type[T], section: str, **overrides: Any) -> T:
+    """Build a stage dataclass from the schema's defaults plus overrides (tests, benchmarks)."""
+    values = schema_defaults(section) | overrides
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})

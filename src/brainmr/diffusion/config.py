@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DemoBaseConfig:
+    resolution: int
+    vae_channels: list[int]
+    latent_channels: int
+    unet_channels: list[int]
+    text_hidden: int
+    text_layers: int
+    corpus_size: int
+    vae_steps: int
+    unet_steps: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class DreamBoothConfig:
+    resolution: int
+    max_train_steps: int
+    train_batch_size: int
+    gradient_accumulation_steps: int
+    learning_rate: float
+    lr_scheduler: str
+    lr_warmup_steps: int
+    gradient_checkpointing: bool
+    mixed_precision: str
+    train_text_encoder: bool
+    with_prior_preservation: bool
+    prior_loss_weight: float
+    class_prompt: str
+    num_class_images: int
+    cache_latents: bool
+    checkpointing_steps: int
+    max_grad_norm: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    n_images: int
+    batch_size: int
+    scheduler: str
+    num_inference_steps: int
+    guidance_scale: float
+    negative_prompt: str
+    seed: int
+    mixed_precision: str

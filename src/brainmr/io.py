@@ -1,0 +1,102 @@
+"""All file I/O of the package in one place. Every write is atomic: a temporary file beside the
+target, renamed over it only once complete, so a killed job never leaves a half-written output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; it replaces ``path`` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
+
+
+def load_npy(path: str | os.PathLike) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Map an image in [0, 1] to 8 bits (values outside are clipped)."""
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def save_png_gray(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Save a 2-D image as 8-bit grayscale; floats are taken to be in [0, 1]."""
+    array = image if image.dtype == np.uint8 else to_uint8(image)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array, mode="L").save(tmp, format="PNG")
+
+
+def load_png_gray(path: str | os.PathLike) -> np.ndarray:
+    """Load a PNG as a float32 grayscale image in [0, 1]."""
+    with Image.open(path) as img:
+        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def write_tsv(path: str | os.PathLike, table: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+
+
+def read_tsv(path: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype={"subject": str, "image_id": str})
+
+
+def write_json(path: str | os.PathLike, obj: object) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def save_figure(path: str | os.PathLike, fig) -> None:
+    """Save a matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
