@@ -1,0 +1,27 @@
+# brainmr: brain MR images generated on instruction (DreamBooth Stable Diffusion), judged as in
+# Nakatsu et al. Table 1. Default config: the embedded demo (synthetic); config/adni.yaml: the paper.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/cohort.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/dreambooth.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+localrules:
+    all,
+    demo_collection_csv,
+    scans_sheet,
+
+
+rule all:
+    input:
+        all_targets(),

@@ -1,0 +1,52 @@
+# Cohort: the demo's collection CSV and scans (ADNI layout), and the scans sheet for both sources.
+
+
+rule demo_collection_csv:
+    output:
+        "results/demo/ADNI_demo_collection.csv",
+    log:
+        "results/logs/demo_collection_csv.log",
+    conda:
+        "../../envs/preprocess.yaml"
+    params:
+        demo=config.get("demo", {}),
+    script:
+        "../scripts/demo_collection_csv.py"
+
+
+rule synthesize_demo_scan:
+    output:
+        "results/demo/ADNI/{subject}/MPRAGE/{acq}/{image_id}/ADNI_{subject}_MR_MPRAGE_{image_id}.nii.gz",
+    log:
+        "results/logs/synthesize_demo_scan/{subject}/{acq}/{image_id}.log",
+    benchmark:
+        "results/benchmarks/synthesize_demo_scan/{subject}/{acq}/{image_id}.tsv"
+    group:
+        "subject"
+    conda:
+        "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        demo=config.get("demo", {}),
+        group=group_of,
+    script:
+        "../scripts/synthesize_demo_scan.py"
+
+
+rule scans_sheet:
+    input:
+        csv=config["cohort"]["collection_csv"],
+        scans=SCANS.path.tolist(),
+    output:
+        "results/cohort/scans.tsv",
+    log:
+        "results/logs/scans_sheet.log",
+    conda:
+        "../../envs/preprocess.yaml"
+    params:
+        cohort=config["cohort"],
+    script:
+        "../scripts/scans_sheet.py"

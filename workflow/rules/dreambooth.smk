@@ -1,0 +1,84 @@
+# The demo base (built from configs, pretrained on a separate synthetic corpus) and one DreamBooth
+# model per prompt condition, trained on the train slices of both classes with their prompts.
+
+
+rule demo_pretrain_corpus:
+    output:
+        temp("results/base/demo_corpus.npz"),
+    log:
+        "results/logs/demo_pretrain_corpus.log",
+    conda:
+        "../../envs/diffusion.yaml"
+    params:
+        demo_base=config.get("demo_base", {}),
+    script:
+        "../scripts/demo_pretrain_corpus.py"
+
+
+rule build_demo_base:
+    output:
+        temp(directory("results/base/demo_untrained")),
+    log:
+        "results/logs/build_demo_base.log",
+    conda:
+        "../../envs/diffusion.yaml"
+    params:
+        demo_base=config.get("demo_base", {}),
+    script:
+        "../scripts/build_demo_base.py"
+
+
+rule pretrain_demo_base:
+    input:
+        base=rules.build_demo_base.output[0],
+        corpus=rules.demo_pretrain_corpus.output[0],
+    output:
+        directory("results/base/demo"),
+    log:
+        "results/logs/pretrain_demo_base.log",
+    benchmark:
+        "results/benchmarks/pretrain_demo_base.tsv"
+    conda:
+        "../../envs/diffusion.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=60,
+    params:
+        demo_base=config.get("demo_base", {}),
+    script:
+        "../scripts/pretrain_demo_base.py"
+
+
+rule train_dreambooth:
+    input:
+        base=base_model_input,
+        scans=rules.scans_sheet.output[0],
+        slices=slices_of(TRAIN),
+    output:
+        model=directory("results/models/{condition}/pipeline"),
+        loss="results/models/{condition}/loss.tsv",
+        loss_plot=report(
+            "results/models/{condition}/loss.png",
+            category="DreamBooth",
+            caption="../report/loss.rst",
+        ),
+    log:
+        "results/logs/train_dreambooth/{condition}.log",
+    benchmark:
+        "results/benchmarks/train_dreambooth/{condition}.tsv"
+    conda:
+        "../../envs/diffusion.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=480,
+    params:
+        base_model=config["base_model"],
+        prompts=prompts_of,
+        dreambooth=config["dreambooth"],
+        work_dir="results/models/{condition}",
+    script:
+        "../scripts/train_dreambooth.py"

@@ -1,0 +1,27 @@
+# Per subject: skull strip -> rigid to MNI152 (1 mm) -> centre coronal slice 160x160 -> QC picture.
+
+
+rule preprocess_scan:
+    input:
+        scan=scan_of,
+    output:
+        slice="results/slices/{subject}.npy",
+        png="results/slices/{subject}.png",
+        qc="results/qc/{subject}.png",
+        transform="results/transforms/{subject}_to_MNI152.tfm",
+    log:
+        "results/logs/preprocess_scan/{subject}.log",
+    benchmark:
+        "results/benchmarks/preprocess_scan/{subject}.tsv"
+    group:
+        "subject"
+    conda:
+        "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        preprocess=config["preprocess"],
+    script:
+        "../scripts/preprocess_scan.py"

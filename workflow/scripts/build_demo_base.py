@@ -1,0 +1,8 @@
+import _brainmr_path  # noqa: F401
+from snakemake.script import snakemake
+
+from brainmr.diffusion import DemoBaseConfig, build_demo_base
+from brainmr.logs import log_to
+
+log_to(snakemake.log[0])
+build_demo_base(snakemake.output[0], cfg=DemoBaseConfig(**snakemake.params.demo_base))

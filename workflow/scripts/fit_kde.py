@@ -1,0 +1,16 @@
+import _brainmr_path  # noqa: F401
+from snakemake.script import snakemake
+
+from brainmr.cohort import slice_table
+from brainmr.evaluate import EvaluateConfig, fit_kde
+from brainmr.io import read_tsv
+from brainmr.logs import log_to
+
+log_to(snakemake.log[0])
+slices = slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices)
+fit_kde(
+    train=slices[slices.split == "train"],
+    out_model=snakemake.output.model,
+    out_json=snakemake.output.summary,
+    cfg=EvaluateConfig(**snakemake.params.evaluate),
+)

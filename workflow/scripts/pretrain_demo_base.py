@@ -1,0 +1,14 @@
+import _brainmr_path  # noqa: F401
+from snakemake.script import snakemake
+
+from brainmr.diffusion import DemoBaseConfig, pretrain_demo_base
+from brainmr.logs import log_to
+
+log_to(snakemake.log[0])
+pretrain_demo_base(
+    base_dir=snakemake.input.base,
+    corpus_npz=snakemake.input.corpus,
+    out_dir=snakemake.output[0],
+    cfg=DemoBaseConfig(**snakemake.params.demo_base),
+    threads=snakemake.threads,
+)

@@ -1,0 +1,17 @@
+import _brainmr_path  # noqa: F401
+from snakemake.script import snakemake
+
+from brainmr.cohort import DemoConfig
+from brainmr.cohort.demo import demo_scan_seed
+from brainmr.cohort.synth import write_demo_scan
+from brainmr.logs import log_to
+
+log_to(snakemake.log[0])
+demo = DemoConfig(**snakemake.params.demo)
+write_demo_scan(
+    snakemake.output[0],
+    group=snakemake.params.group,
+    atrophy=demo.atrophy,
+    voxel_mm=demo.voxel_mm,
+    seed=demo_scan_seed(demo, snakemake.wildcards.image_id),
+)

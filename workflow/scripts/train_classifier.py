@@ -1,0 +1,18 @@
+import _brainmr_path  # noqa: F401
+from snakemake.script import snakemake
+
+from brainmr.cohort import slice_table
+from brainmr.evaluate import EvaluateConfig, train_classifier
+from brainmr.io import read_tsv
+from brainmr.logs import log_to
+
+log_to(snakemake.log[0])
+train_classifier(
+    scans=slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices),
+    out_model=snakemake.output.model,
+    out_metrics=snakemake.output.metrics,
+    out_roc=snakemake.output.roc,
+    out_predictions=snakemake.output.predictions,
+    cfg=EvaluateConfig(**snakemake.params.evaluate),
+    threads=snakemake.threads,
+)
