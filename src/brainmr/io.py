@@ -98,5 +98,7 @@ def save_figure(path: str | os.PathLike, fig) -> None:
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+        fig.savefig(
+            tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight"
+        )
     plt.close(fig)

@@ -1,4 +1,4 @@
-"""Logging for workflow jobs: everything (logging, warnings, tqdm on stderr) goes to the job's log."""
+"""Logging for workflow jobs: logging, warnings and tqdm (stderr) all go to the job's log."""
 
 from __future__ import annotations
 

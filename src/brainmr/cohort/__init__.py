@@ -26,7 +26,7 @@ __all__ = [
 
 
 def scans_for_config(config: dict):
-    """The scans sheet the workflow is built on, known at parse time (demo: planned; ADNI: found)."""
+    """The scans sheet the DAG is built on, known at parse time (demo: planned; ADNI: found)."""
     cohort = CohortConfig(**config["cohort"])
     if cohort.source == "demo":
         return plan_demo_scans(cohort, DemoConfig(**config["demo"]))

@@ -37,6 +37,7 @@ def plan_demo_collection(cfg: DemoConfig) -> pd.DataFrame:
         for visit, date in visits:
             next_id += int(rng.integers(1, 500))
             seconds = int(rng.integers(8 * 3600, 18 * 3600))
+            hms = f"{seconds // 3600:02d}_{seconds % 3600 // 60:02d}_{seconds % 60:02d}"
             rows.append(
                 {
                     "image_id": f"I{next_id}",
@@ -49,7 +50,7 @@ def plan_demo_collection(cfg: DemoConfig) -> pd.DataFrame:
                     "description": DEMO_DESCRIPTION,
                     "type": "Original",
                     "acq_date": date,
-                    "acq_time": f"{seconds // 3600:02d}_{seconds % 3600 // 60:02d}_{seconds % 60:02d}",
+                    "acq_time": hms,
                     "format": "NiFTI",
                     "downloaded": "11/20/2026",
                 }
@@ -58,7 +59,7 @@ def plan_demo_collection(cfg: DemoConfig) -> pd.DataFrame:
 
 
 def demo_scan_path(download_dir: str | Path, row: pd.Series) -> Path:
-    """Where LONI would have put this image: ADNI/<PTID>/<description>/<date_time.0>/I<id>/<file>."""
+    """Where LONI puts this image: ADNI/<PTID>/<description>/<date_time.0>/I<id>/<file>."""
     stamp = f"{row.acq_date:%Y-%m-%d}_{row.acq_time}.0"
     return (
         Path(download_dir)

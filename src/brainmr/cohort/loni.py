@@ -62,19 +62,23 @@ def read_collection_csv(path: str | Path) -> pd.DataFrame:
             "modality": raw["Modality"].str.strip(),
             "description": raw["Description"].str.strip(),
             "type": raw["Type"].str.strip(),
-            "acq_date": pd.to_datetime(raw["Acq Date"].str.strip(), format="%m/%d/%Y", errors="coerce"),
+            "acq_date": pd.to_datetime(
+                raw["Acq Date"].str.strip(), format="%m/%d/%Y", errors="coerce"
+            ),
             "format": raw["Format"].str.strip(),
         }
     )
     problems = []
     for i, row in table.iterrows():
         line = i + 2  # header is line 1
-        if row.image_id is None:
+        if pd.isna(row.image_id):
             problems.append(f"line {line}: bad Image Data ID {raw.at[i, 'Image Data ID']!r}")
         if not SUBJECT_RE.match(row.subject):
             problems.append(f"line {line}: bad Subject {row.subject!r} (expected like 941_S_1195)")
         if pd.isna(row.acq_date):
-            problems.append(f"line {line}: bad Acq Date {raw.at[i, 'Acq Date']!r} (expected M/D/YYYY)")
+            problems.append(
+                f"line {line}: bad Acq Date {raw.at[i, 'Acq Date']!r} (expected M/D/YYYY)"
+            )
         if not row.group:
             problems.append(f"line {line}: empty Group for subject {row.subject}")
     if problems:
@@ -102,10 +106,14 @@ def select_scans(collection: pd.DataFrame, cfg: CohortConfig) -> pd.DataFrame:
     t1 = wanted[is_t1]
     no_t1 = sorted(set(wanted.subject) - set(t1.subject))
     if no_t1:
-        log.warning("%d subject(s) have no scan matching %r: %s", len(no_t1), cfg.description_pattern, no_t1)
+        log.warning(
+            "%d subject(s) have no scan matching %r: %s", len(no_t1), cfg.description_pattern, no_t1
+        )
     conflicting = t1.groupby("subject").group.nunique()
     if (conflicting > 1).any():
-        raise CohortError(f"subjects listed in two groups: {conflicting[conflicting > 1].index.tolist()}")
+        raise CohortError(
+            f"subjects listed in two groups: {conflicting[conflicting > 1].index.tolist()}"
+        )
     ascending = cfg.selection == "earliest"
     ordered = t1.assign(_id=t1.image_id.str[1:].astype(int)).sort_values(
         ["subject", "acq_date", "_id"], ascending=[True, ascending, True]
@@ -130,7 +138,10 @@ def image_folder_candidates(download_dir: Path, row: pd.Series) -> list[Path]:
 def locate_image(download_dir: Path, row: pd.Series) -> tuple[Path | None, str]:
     """The NIfTI file or DICOM series folder of one image, or (None, why not)."""
     folders = image_folder_candidates(download_dir, row)
-    where = f"{download_dir}/ADNI/{row.subject}/{description_dirname(row.description)}/{row.acq_date:%Y-%m-%d}_*/{row.image_id}"
+    description = description_dirname(row.description)
+    where = (
+        f"{download_dir}/ADNI/{row.subject}/{description}/{row.acq_date:%Y-%m-%d}_*/{row.image_id}"
+    )
     if not folders:
         return None, f"no folder {where}"
     if len(folders) > 1:
@@ -161,7 +172,8 @@ def locate_images(scans: pd.DataFrame, download_dir: str | Path) -> pd.DataFrame
             problems.append(f"{row.subject} ({row.image_id}): {why}")
     if problems:
         raise CohortError(
-            f"{len(problems)} image(s) missing or ambiguous in {download_dir}:\n  " + "\n  ".join(problems)
+            f"{len(problems)} image(s) missing or ambiguous in {download_dir}:\n  "
+            + "\n  ".join(problems)
         )
     return scans.assign(path=paths)
 
@@ -218,7 +230,9 @@ def write_collection_csv(path: str | Path, collection: pd.DataFrame) -> None:
         out.to_csv(tmp, index=False, quoting=1)
 
 
-def subjects_of(table: pd.DataFrame, split: str | None = None, groups: Iterable[str] = ("AD", "CN")):
+def subjects_of(
+    table: pd.DataFrame, split: str | None = None, groups: Iterable[str] = ("AD", "CN")
+):
     """Subject ids of a scans sheet, optionally of one split."""
     rows = table[table.group.isin(list(groups))]
     if split is not None:

@@ -8,7 +8,7 @@ import pandas as pd
 
 
 def slice_table(scans: pd.DataFrame, slice_paths: list[str]) -> pd.DataFrame:
-    """The scans sheet with a ``path`` column pointing at each subject's slice (file stem = subject)."""
+    """The scans sheet with a ``path`` column: each subject's slice (file stem = subject)."""
     by_subject = {Path(p).name.split(".")[0]: str(p) for p in slice_paths}
     missing = sorted(set(scans.subject) - set(by_subject))
     if missing:
@@ -28,7 +28,7 @@ def instance_set(slices: pd.DataFrame, prompts: dict[str, str]) -> pd.DataFrame:
 
 
 def generated_table(images_dir: str | Path) -> pd.DataFrame:
-    """A generated set's manifest with full image paths (columns path, file, condition, group...)."""
+    """A generated set's manifest with full image paths (path, file, condition, group...)."""
     images_dir = Path(images_dir)
     manifest = pd.read_csv(images_dir / "manifest.tsv", sep="\t", dtype={"prompt": str})
     return manifest.assign(path=[str(images_dir / f) for f in manifest.file])
