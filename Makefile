@@ -41,8 +41,11 @@ format: setup
 bench: setup
 	$(BIN)/python bench/run_all.py
 
+# The rule graph shown in the README (tests/workflow/test_rulegraph.py checks it is current).
 rulegraph: setup
-	$(BIN)/snakemake --configfile config/config.yaml --rulegraph | dot -Tpng > docs/rulegraph.png
+	$(BIN)/snakemake --configfile config/config.yaml --rulegraph 2>/dev/null > docs/rulegraph.dot
+	command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz)
+	dot -Tpng docs/rulegraph.dot > docs/rulegraph.png
 
 clean:
 	rm -rf results/* .snakemake
