@@ -1,0 +1,91 @@
+"""Run every benchmark and summarise: `make bench` (or .venv/bin/python bench/run_all.py).
+
+Writes results/bench/<name>.json per benchmark and results/bench/summary.md, and prints the
+summary. The per-stage wall time of the demo DAG comes from Snakemake's `benchmark:` files of the
+last `make demo` (results/benchmarks/); run `make demo` first to include it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from _common import machine, write_json
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "results" / "bench"
+BENCHES = {
+    "dryrun": ["bench/dryrun.py", "--subjects", "700", "--conditions", "2"],
+    "preprocess": ["bench/preprocess.py"],
+    "diffusion": ["bench/diffusion.py"],
+    "evaluate": ["bench/evaluate.py"],
+}
+
+
+def demo_stage_times(benchmarks: Path) -> pd.DataFrame:
+    """Wall seconds and peak memory per rule of the last demo run (Snakemake benchmark files)."""
+    rows = []
+    for tsv in sorted(benchmarks.rglob("*.tsv")):
+        rule = tsv.relative_to(benchmarks).parts[0].removesuffix(".tsv")
+        bench = pd.read_csv(tsv, sep="\t")
+        rows.append({"rule": rule, "s": bench.s.iloc[0], "max_rss_mb": bench.max_rss.iloc[0]})
+    if not rows:
+        return pd.DataFrame(columns=["rule", "jobs", "total_s", "max_job_s", "peak_rss_mb"])
+    table = pd.DataFrame(rows)
+    return (
+        table.groupby("rule")
+        .agg(
+            jobs=("s", "size"),
+            total_s=("s", "sum"),
+            max_job_s=("s", "max"),
+            peak_rss_mb=("max_rss_mb", "max"),
+        )
+        .round(1)
+        .reset_index()
+    )
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+    return head + "".join(
+        "| " + " | ".join(map(str, row)) + " |\n" for row in table.itertuples(index=False)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="*", choices=list(BENCHES), default=list(BENCHES))
+    args = parser.parse_args()
+    lines = [f"# Benchmarks\n\nMachine: {machine()}\n"]
+    for name in args.only:
+        cmd = [sys.executable, *BENCHES[name], "--json", str(OUT / f"{name}.json")]
+        print(f"$ {' '.join(cmd[1:])}", flush=True)
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        print(proc.stdout, end="", flush=True)
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            lines.append(f"## {name}\n\nFAILED (exit {proc.returncode})\n")
+            continue
+        lines.append(f"## {name}\n\n`python {' '.join(BENCHES[name])}`\n\n```\n{proc.stdout}```\n")
+
+    stages = demo_stage_times(REPO / "results" / "benchmarks")
+    if len(stages):
+        write_json(OUT / "demo_stages.json", {"stages": stages.to_dict(orient="records")})
+        lines.append(
+            "## demo DAG per rule (from results/benchmarks of the last `make demo`)\n\n"
+            + markdown_table(stages)
+            + "\n"
+        )
+    summary = "\n".join(lines)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "summary.md").write_text(summary)
+    print(summary)
+    print(json.dumps({"written": str(OUT)}))
+
+
+if __name__ == "__main__":
+    main()
