@@ -163,3 +163,10 @@ def test_end_to_end_small_run(tmp_path):
     assert demo_inputs == sorted(
         p.stat().st_mtime_ns for p in (results / "demo/ADNI").rglob("*.nii.gz")
     )
+
+
+def test_summary_and_dag_commands_of_the_readme(tmp_path):
+    summary = run_snakemake(tmp_path, "--summary").stdout
+    assert "results/table1.csv" in summary and "table1" in summary
+    dag = run_snakemake(tmp_path, "--dag").stdout
+    assert dag.lstrip().startswith("digraph") and "preprocess_scan" in dag
