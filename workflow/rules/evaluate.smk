@@ -130,8 +130,6 @@ rule figures:
         generated=score_tables(),
         real=rules.score_real.output[0],
         outliers=rules.table1.output.outliers,
-        scans=rules.scans_sheet.output[0],
-        slices=slices_of(SUBJECTS),
     output:
         figure1=report(
             "results/figure1.png", category="Figure 1", caption="../report/figure1.rst"
@@ -151,6 +149,9 @@ rule figures:
     conda:
         "../../envs/evaluate.yaml"
     params:
+        conditions=config["conditions"],
+        evaluate=config["evaluate"],
         run_label=config["run_label"],
+        synthetic=config["synthetic"],
     script:
         "../scripts/figures.py"

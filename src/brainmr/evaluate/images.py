@@ -1,0 +1,86 @@
+"""Loading and intensity normalisation shared by every evaluation (KDE, CNN, nearest neighbours).
+
+Real slices (.npy, float in [0, 1]) and generated images (8-bit PNG, read as [0, 1]) go through
+the same normalisation, so that a generator that is merely brighter or darker than the real data
+is not penalised by the KDE:
+
+    foreground = pixels > FOREGROUND_LEVEL
+    image      = clip(image / percentile(image[foreground], NORMALISE_PERCENTILE), 0, 1)
+
+An image with almost no foreground (< MIN_FOREGROUND_FRACTION of its pixels, e.g. a blank
+image) is left unscaled: stretching its faint noise to full range would invent content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from brainmr import io
+
+IMAGE_SIZE = 160
+FOREGROUND_LEVEL = 0.05
+NORMALISE_PERCENTILE = 99.5
+MIN_FOREGROUND_FRACTION = 0.01
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read a slice (.npy) or generated image (.png) as a 160 x 160 float32 array in [0, 1]."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    if suffix == ".npy":
+        image = io.load_npy(path).astype(np.float32)
+    elif suffix == ".png":
+        image = io.load_png_gray(path)
+    else:
+        raise ValueError(f"{path}: unsupported image type {suffix!r} (expected .npy or .png)")
+    if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(
+            f"{path}: image shape {image.shape}, expected ({IMAGE_SIZE}, {IMAGE_SIZE})"
+        )
+    if not np.all(np.isfinite(image)):
+        raise ValueError(f"{path}: image contains NaN or infinite values")
+    if image.min() < -1e-6 or image.max() > 1 + 1e-6:
+        raise ValueError(
+            f"{path}: intensities span [{image.min():.3g}, {image.max():.3g}], expected [0, 1]"
+        )
+    return image
+
+
+def normalise_intensity(image: np.ndarray) -> np.ndarray:
+    """Scale an image so its foreground's 99.5th percentile maps to 1, then clip to [0, 1]."""
+    foreground = image[image > FOREGROUND_LEVEL]
+    if foreground.size < MIN_FOREGROUND_FRACTION * image.size:
+        return np.clip(image, 0.0, 1.0).astype(np.float32)
+    scale = float(np.percentile(foreground, NORMALISE_PERCENTILE))
+    return np.clip(image / scale, 0.0, 1.0).astype(np.float32)
+
+
+def load_normalised(paths: Iterable[str | Path]) -> np.ndarray:
+    """Load and normalise images into an (n, 160, 160) float32 stack."""
+    images = [normalise_intensity(load_image(p)) for p in paths]
+    if not images:
+        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    return np.stack(images)
+
+
+def flatten(images: np.ndarray) -> np.ndarray:
+    """(n, H, W) -> (n, H * W) float64, the KDE's pixel space."""
+    return images.reshape(len(images), -1).astype(np.float64)
+
+
+def require_columns(table, columns: Iterable[str], what: str) -> None:
+    """Raise a clear error when a table lacks columns the stage needs."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; has {list(table.columns)}")
+
+
+def require_groups(groups: Iterable[str], what: str) -> None:
+    bad = sorted({str(g) for g in groups} - {"AD", "CN"})
+    if bad:
+        raise ValueError(f"{what}: unknown group(s) {bad}; expected AD or CN")

@@ -1,0 +1,222 @@
+"""Figure 1 (real beside generated images), likelihood histograms, memorization pairs.
+All read the per-image score TSVs, so they show exactly what the tables count."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from brainmr import io  # noqa: E402
+from brainmr.evaluate.config import EvaluateConfig  # noqa: E402
+from brainmr.evaluate.images import load_image  # noqa: E402
+from brainmr.evaluate.metrics import memorization_threshold  # noqa: E402
+from brainmr.evaluate.outliers import best_loglik, outlier_threshold  # noqa: E402
+from brainmr.report.table1 import GROUPS, REAL_LABEL, read_scores, row_label  # noqa: E402
+
+OUTLIER_COLOUR = "tab:red"
+
+
+def _title(text: str, run_label: str, synthetic: bool) -> str:
+    prefix = "SYNTHETIC DEMO DATA - " if synthetic else ""
+    return f"{prefix}{text}\n{run_label}"
+
+
+def _show(ax, path: str, caption: str = "", colour: str = "black") -> None:
+    ax.imshow(load_image(path), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if caption:
+        ax.set_title(caption, fontsize=6, color=colour)
+    if colour != "black":
+        for spine in ax.spines.values():
+            spine.set(color=colour, linewidth=2.5)
+
+
+def figure1(
+    generated: pd.DataFrame,
+    real: pd.DataFrame,
+    conditions: Mapping,
+    outlier_files: set[str],
+    run_label: str,
+    synthetic: bool,
+    n_columns: int = 8,
+):
+    """Rows: held-out real AD, real CN, then each condition x class (first images in file
+    order, so the choice is not cherry-picked); outliers framed in red."""
+    rows = [(f"{REAL_LABEL.format(group=g)}", real[real["group"] == g]) for g in GROUPS]
+    for condition in conditions:
+        for g in GROUPS:
+            part = generated[(generated["condition"] == condition) & (generated["group"] == g)]
+            label = f'generated {row_label(g, condition, conditions)}\n"{conditions[condition][g]}"'
+            rows.append((label, part.sort_values("file")))
+    fig, axes = plt.subplots(
+        len(rows), n_columns, figsize=(1.25 * n_columns + 1.6, 1.35 * len(rows)), squeeze=False
+    )
+    for r, (label, part) in enumerate(rows):
+        for c in range(n_columns):
+            ax = axes[r, c]
+            if c >= len(part):
+                ax.axis("off")
+                continue
+            item = part.iloc[c]
+            is_outlier = item["path"] in outlier_files
+            caption = "outlier" if is_outlier else ""
+            _show(ax, item["path"], caption, OUTLIER_COLOUR if is_outlier else "black")
+        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(_title("Figure 1: real and generated slices", run_label, synthetic), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def histograms(
+    generated: pd.DataFrame,
+    real: pd.DataFrame,
+    conditions: Mapping,
+    threshold: float,
+    run_label: str,
+    synthetic: bool,
+):
+    """Per class: log-likelihood under that class's KDE, held-out real vs each generated set;
+    last panel: best log-likelihood of all images against the outlier threshold."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    # x range from the held-out reals and the threshold; far-off failures are piled into the
+    # first bin (and counted) rather than squeezing every other image into one bin
+    real_best = best_loglik(real)
+    top = max(real[["loglik_AD", "loglik_CN"]].to_numpy().max(), best_loglik(generated).max())
+    low = min(threshold, real_best.min())
+    low -= 0.25 * (top - low)
+    bins = np.linspace(low, top, 40)
+
+    def hist(ax, values, **style) -> int:
+        values = np.asarray(values, dtype=float)
+        ax.hist(np.maximum(values, low), bins=bins, density=True, **style)
+        return int(np.sum(values < low))
+
+    for ax, g in zip(axes[:2], GROUPS, strict=True):
+        column = f"loglik_{g}"
+        below = hist(
+            ax,
+            real.loc[real["group"] == g, column],
+            alpha=0.45,
+            color="grey",
+            label=REAL_LABEL.format(group=g),
+        )
+        for condition in conditions:
+            part = generated[(generated["condition"] == condition) & (generated["group"] == g)]
+            below += hist(
+                ax,
+                part[column],
+                histtype="step",
+                lw=1.8,
+                label=f"generated {row_label(g, condition, conditions)}",
+            )
+        ax.set(xlabel=f"log-likelihood under the {g} KDE", ylabel="density", title=f"class {g}")
+        _note_below(ax, below, low)
+        ax.legend(fontsize=7)
+    ax = axes[2]
+    below = hist(ax, real_best, alpha=0.45, color="grey", label="held-out real")
+    below += hist(
+        ax,
+        best_loglik(generated),
+        histtype="step",
+        lw=1.8,
+        color="tab:blue",
+        label="generated (all sets)",
+    )
+    ax.axvline(threshold, color=OUTLIER_COLOUR, ls="--", label=f"outlier threshold {threshold:.1f}")
+    ax.set(xlabel="best log-likelihood (max over classes)", title="outlier rule")
+    _note_below(ax, below, low)
+    ax.legend(fontsize=7)
+    fig.suptitle(_title("KDE log-likelihoods", run_label, synthetic), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _note_below(ax, count: int, low: float) -> None:
+    if count:
+        ax.annotate(
+            f"{count} image(s) below {low:.0f}\nshown in the first bin",
+            (0.02, 0.6),
+            xycoords="axes fraction",
+            fontsize=7,
+            color=OUTLIER_COLOUR,
+        )
+
+
+def memorization_figure(
+    generated: pd.DataFrame,
+    threshold: float,
+    conditions: Mapping,
+    run_label: str,
+    synthetic: bool,
+    n_pairs: int = 6,
+):
+    """The generated images most correlated with a training slice, above that slice."""
+    top = generated.sort_values("nn_corr", ascending=False).head(n_pairs)
+    fig, axes = plt.subplots(
+        2, max(len(top), 1), figsize=(1.8 * max(len(top), 1) + 0.8, 4.2), squeeze=False
+    )
+    for c, (_, item) in enumerate(top.iterrows()):
+        above = item["nn_corr"] > threshold
+        colour = OUTLIER_COLOUR if above else "black"
+        label = row_label(item["group"], item["condition"], conditions)
+        _show(
+            axes[0, c], item["path"], f"{label}\n{item['file']}\nr = {item['nn_corr']:.3f}", colour
+        )
+        _show(axes[1, c], item["nn_path"], f"train\n{Path(item['nn_path']).name}")
+    axes[0, 0].set_ylabel("generated", fontsize=8)
+    axes[1, 0].set_ylabel("nearest train", fontsize=8)
+    text = (
+        f"Closest generated/train pairs (Pearson r); red: above the memorization threshold "
+        f"{threshold:.3f}"
+    )
+    fig.suptitle(_title(text, run_label, synthetic), fontsize=9)
+    fig.tight_layout(h_pad=1.5)
+    return fig
+
+
+def make_figures(
+    *,
+    generated: list[Path],
+    real: Path,
+    conditions: Mapping,
+    cfg: EvaluateConfig,
+    run_label: str,
+    synthetic: bool,
+    out_figure1: Path,
+    out_histograms: Path,
+    out_memorization: Path,
+    outliers: Path | None = None,
+) -> None:
+    """Figures from the per-image score TSVs (``generated``: one per condition x group, ``real``:
+    held-out real slices). Thresholds are recomputed from ``real`` with the same rules as
+    build_table1; ``outliers`` (its outlier TSV) only marks images, if given."""
+    generated_scores = read_scores([Path(p) for p in generated], "generated")
+    real_scores = read_scores([Path(real)], "held-out real")
+    threshold = outlier_threshold(
+        best_loglik(real_scores), cfg.outlier_quantile, cfg.outlier_margin
+    )
+    if outliers is not None:
+        outlier_files = set(io.read_tsv(outliers)["path"].astype(str))
+    else:
+        outlier_files = set(generated_scores.loc[best_loglik(generated_scores) < threshold, "path"])
+    mem = memorization_threshold(real_scores["nn_corr"].to_numpy(float), cfg.memorization_quantile)
+    io.save_figure(
+        out_figure1,
+        figure1(generated_scores, real_scores, conditions, outlier_files, run_label, synthetic),
+    )
+    io.save_figure(
+        out_histograms,
+        histograms(generated_scores, real_scores, conditions, threshold, run_label, synthetic),
+    )
+    io.save_figure(
+        out_memorization,
+        memorization_figure(generated_scores, mem, conditions, run_label, synthetic),
+    )
