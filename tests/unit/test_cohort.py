@@ -185,5 +185,6 @@ def test_instance_set_keeps_prompts_whole():
     inst = instance_set(slices, prompts)
     assert inst.subject.tolist() == ["001_S_0001", "002_S_0002"]
     assert inst.prompt.tolist() == ["AD, a MRI brain, ADNI2", "CN, a MRI brain, ADNI2"]
-    with pytest.raises(ValueError, match="no slice for subject"):
-        slice_table(scans, ["results/slices/001_S_0001.npy"])
+    assert slice_table(scans, ["results/slices/001_S_0001.npy"]).subject.tolist() == ["001_S_0001"]
+    with pytest.raises(ValueError, match="not in the scans sheet"):
+        slice_table(scans, ["results/slices/999_S_0001.npy"])

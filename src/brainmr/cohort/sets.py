@@ -8,12 +8,13 @@ import pandas as pd
 
 
 def slice_table(scans: pd.DataFrame, slice_paths: list[str]) -> pd.DataFrame:
-    """The scans sheet with a ``path`` column: each subject's slice (file stem = subject)."""
+    """Rows of the scans sheet whose slice is given, with ``path`` to it (file stem = subject)."""
     by_subject = {Path(p).name.split(".")[0]: str(p) for p in slice_paths}
-    missing = sorted(set(scans.subject) - set(by_subject))
-    if missing:
-        raise ValueError(f"no slice for subject(s) {missing}")
-    return scans.assign(path=scans.subject.map(by_subject))
+    unknown = sorted(set(by_subject) - set(scans.subject))
+    if unknown:
+        raise ValueError(f"slices of subject(s) not in the scans sheet: {unknown}")
+    rows = scans[scans.subject.isin(by_subject)]
+    return rows.assign(path=rows.subject.map(by_subject)).reset_index(drop=True)
 
 
 def instance_set(slices: pd.DataFrame, prompts: dict[str, str]) -> pd.DataFrame:
