@@ -1,0 +1,221 @@
+"""Benchmark of the diffusion stage on one model, in one run:
+DreamBooth steps/s with and without cached latents + prompt embeddings, and generation images/s
+batched versus one image per call.
+
+    python bench/diffusion.py [--json results/bench/diffusion.json] [--threads 2]
+    python bench/diffusion.py --sd15   # random-weight SD 1.5-size model at 512 px, CUDA + bf16
+
+Default model: the demo base architecture (demo config sizes, untrained: speed does not depend
+on the weights) at 64 px, batch 8, float32 on CPU."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from brainmr import io
+from brainmr.config import stage_config
+from brainmr.diffusion import DemoBaseConfig, DreamBoothConfig, build_demo_base
+from brainmr.diffusion import dreambooth as db
+from brainmr.diffusion.common import cpu_generator, slices_to_pixels
+from brainmr.diffusion.demo_base import build_tokenizer
+from brainmr.diffusion.generate import make_scheduler, sample_images
+
+PROMPTS = ["AD, a MRI brain, ADNI2", "CN, a MRI brain, ADNI2"]
+
+
+def demo_pipeline(workdir: Path):
+    from diffusers import StableDiffusionPipeline
+
+    cfg = stage_config(DemoBaseConfig, "demo_base", resolution=64)
+    build_demo_base(workdir / "base", cfg=cfg)
+    return StableDiffusionPipeline.from_pretrained(str(workdir / "base")), 64
+
+
+def sd15_pipeline(workdir: Path):
+    """SD 1.5's architecture from configs written here (random weights, nothing downloaded)."""
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from brainmr.diffusion.demo_base import sd_training_scheduler
+
+    unet = UNet2DConditionModel(
+        sample_size=64,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        layers_per_block=2,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=512,
+    )
+    tokenizer = build_tokenizer(workdir / "tokenizer")
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=sd_training_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    return pipe, 512
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_training(pipe, *, resolution, batch, steps, cached, device, dtype) -> float:
+    """Optimizer steps per second of the DreamBooth loop (UNet trained, VAE/text frozen)."""
+    from diffusers import DDPMScheduler
+
+    unet = pipe.unet.to(device).train()
+    for frozen in (pipe.vae, pipe.text_encoder):
+        frozen.to(device)
+        if dtype != torch.float32:
+            frozen.to(dtype)
+    rng = np.random.default_rng(0)
+    slices = rng.random((max(16, batch), 160, 160), dtype=np.float32)
+    prompts = [PROMPTS[i % 2] for i in range(len(slices))]
+    inputs = db.TrainingInputs(
+        vae=pipe.vae,
+        text_encoder=pipe.text_encoder,
+        tokenizer=pipe.tokenizer,
+        pixels=slices_to_pixels(slices, resolution),
+        prompts=prompts,
+        cached=cached,
+        train_text=False,
+    )
+    cfg = stage_config(DreamBoothConfig, "dreambooth", resolution=resolution)
+    sched = DDPMScheduler.from_config(pipe.scheduler.config)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-6)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+    def one_step(step: int) -> None:
+        idx = db.batch_indices(
+            step, 0, n_items=len(slices), batch_size=batch, accumulation=1, seed=0
+        )
+        with autocast:
+            loss = db.micro_step_loss(
+                unet, inputs, sched, torch.from_numpy(idx), batch, cpu_generator(0, step), cfg
+            )
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for step in range(3):  # warm-up: allocator, kernels
+        one_step(step)
+    sync(device)
+    start = time.perf_counter()
+    for step in range(steps):
+        one_step(3 + step)
+    sync(device)
+    return steps / (time.perf_counter() - start)
+
+
+def bench_generation(pipe, *, n_images, batch, steps, device, dtype) -> float:
+    """Images per second with ``batch`` images per pipeline call (guidance on, DPM-Solver++)."""
+    pipe = pipe.to(device) if dtype == torch.float32 else pipe.to(device, dtype)
+    pipe.unet.eval()
+    pipe.scheduler = make_scheduler("dpmsolver++", pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    kw = dict(prompt=PROMPTS[0], num_inference_steps=steps, guidance_scale=3.0)
+    sample_images(pipe, seeds=list(range(batch)), **kw)  # warm-up
+    sync(device)
+    start = time.perf_counter()
+    for first in range(0, n_images, batch):
+        sample_images(pipe, seeds=list(range(first, min(first + batch, n_images))), **kw)
+    sync(device)
+    return n_images / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--sd15", action="store_true", help="SD 1.5-size model, 512 px, CUDA bf16")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.sd15 and not torch.cuda.is_available():
+        print("--sd15: no CUDA GPU here; skipped (an SD 1.5-size model at 512 px needs one)")
+        return 0
+    device = torch.device("cuda" if args.sd15 else "cpu")
+    dtype = torch.bfloat16 if args.sd15 else torch.float32
+    if args.sd15:
+        plan = dict(train_batch=4, train_steps=10, gen_images=16, gen_batch=8, gen_single=4)
+    else:
+        plan = dict(train_batch=8, train_steps=40, gen_images=32, gen_batch=16, gen_single=8)
+    with tempfile.TemporaryDirectory() as tmp:
+        pipe, resolution = (sd15_pipeline if args.sd15 else demo_pipeline)(Path(tmp))
+    attention = sorted({type(p).__name__ for p in pipe.unet.attn_processors.values()})
+    kw = dict(resolution=resolution, batch=plan["train_batch"], steps=plan["train_steps"])
+    cached = bench_training(pipe, cached=True, device=device, dtype=dtype, **kw)
+    uncached = bench_training(pipe, cached=False, device=device, dtype=dtype, **kw)
+    gen = dict(steps=25, device=device, dtype=dtype)
+    batched = bench_generation(pipe, n_images=plan["gen_images"], batch=plan["gen_batch"], **gen)
+    single = bench_generation(pipe, n_images=plan["gen_single"], batch=1, **gen)
+    figures = {
+        "model": "sd15-size random weights" if args.sd15 else "demo base (untrained)",
+        "resolution": resolution,
+        "device": torch.cuda.get_device_name() if args.sd15 else platform.processor() or "cpu",
+        "dtype": str(dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "attention": attention,
+        "dreambooth": {
+            "batch_size": plan["train_batch"],
+            "cached_steps_per_s": round(cached, 3),
+            "uncached_steps_per_s": round(uncached, 3),
+            "cached_over_uncached": round(cached / uncached, 2),
+        },
+        "generation": {
+            "inference_steps": 25,
+            "batch_size": plan["gen_batch"],
+            "batched_images_per_s": round(batched, 3),
+            "one_per_call_images_per_s": round(single, 3),
+            "batched_over_one_per_call": round(batched / single, 2),
+        },
+    }
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        io.write_json(args.json, figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Image generation from a DreamBooth pipeline folder: N images of one prompt, image i from seed
+``cfg.seed + i`` with its own generator, so any image can be regenerated alone and the batch size
+never changes a result."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from brainmr import io
+from brainmr.diffusion.common import device_and_dtype, resize_image, rgb_to_gray, set_cpu_threads
+from brainmr.diffusion.config import GenerateConfig
+
+log = logging.getLogger(__name__)
+
+SCHEDULERS = ("dpmsolver++", "ddim", "pndm", "ddpm")
+
+
+def make_scheduler(name: str, base_config):
+    """The sampling scheduler ``name``, built from the pipeline's own scheduler config (so the
+    model's noise schedule and prediction type carry over)."""
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, PNDMScheduler
+
+    if name == "dpmsolver++":
+        return DPMSolverMultistepScheduler.from_config(base_config, algorithm_type="dpmsolver++")
+    classes = {"ddim": DDIMScheduler, "pndm": PNDMScheduler, "ddpm": DDPMScheduler}
+    if name not in classes:
+        raise ValueError(f"unknown scheduler {name!r}; expected one of {SCHEDULERS}")
+    return classes[name].from_config(base_config)
+
+
+def load_pipeline(model_dir: Path, *, scheduler: str, mixed_precision: str = "no"):
+    """A pipeline folder on the best device, with the sampling scheduler swapped in."""
+    from diffusers import StableDiffusionPipeline
+
+    device, dtype = device_and_dtype(mixed_precision)
+    model_dir = Path(model_dir)
+    if not (model_dir / "model_index.json").is_file():
+        raise FileNotFoundError(
+            f"{model_dir}: not a diffusers pipeline folder (no model_index.json)"
+        )
+    pipe = StableDiffusionPipeline.from_pretrained(
+        str(model_dir), dtype=dtype, safety_checker=None, requires_safety_checker=False
+    )
+    pipe.scheduler = make_scheduler(scheduler, pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+@torch.no_grad()
+def sample_images(
+    pipe,
+    *,
+    prompt: str,
+    seeds: list[int],
+    num_inference_steps: int,
+    guidance_scale: float,
+    negative_prompt: str = "",
+    resolution: int | None = None,
+) -> np.ndarray:
+    """Grayscale images (len(seeds), R, R) in [0, 1] at ``resolution`` (default: the model's),
+    one generator per image (seeded with its own seed) so each image is independent of its
+    batch."""
+    generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    out = pipe(
+        prompt=[prompt] * len(seeds),
+        negative_prompt=[negative_prompt] * len(seeds) if negative_prompt else None,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        generator=generators,
+        height=resolution,
+        width=resolution,
+        output_type="np",
+    ).images
+    return rgb_to_gray(np.asarray(out, dtype=np.float32)).clip(0.0, 1.0)
+
+
+def image_name(condition: str, group: str, index: int) -> str:
+    return f"{condition}_{group}_{index:03d}.png"
+
+
+def _generate(pipe, prompt: str, indices: list[int], cfg: GenerateConfig, image_size: int):
+    images = sample_images(
+        pipe,
+        prompt=prompt,
+        seeds=[cfg.seed + i for i in indices],
+        num_inference_steps=cfg.num_inference_steps,
+        guidance_scale=cfg.guidance_scale,
+        negative_prompt=cfg.negative_prompt,
+    )
+    return [resize_image(image, image_size).clip(0.0, 1.0) for image in images]
+
+
+def generate_images(
+    *,
+    model_dir: Path,
+    prompt: str,
+    condition: str,
+    group: str,
+    out_dir: Path,
+    cfg: GenerateConfig,
+    image_size: int = 160,
+    threads: int = 1,
+) -> None:
+    """Write ``cfg.n_images`` images of ``prompt`` (8-bit grayscale PNGs, image_size squared)
+    and manifest.tsv (file, seed, prompt, condition, group) into ``out_dir``, atomically."""
+    set_cpu_threads(threads)
+    pipe = load_pipeline(model_dir, scheduler=cfg.scheduler, mixed_precision=cfg.mixed_precision)
+    rows = []
+    with (
+        io.atomic_dir(out_dir) as tmp,
+        tqdm(total=cfg.n_images, desc=f"generate {condition}/{group}", unit="img") as bar,
+    ):
+        for start in range(0, cfg.n_images, cfg.batch_size):
+            indices = list(range(start, min(start + cfg.batch_size, cfg.n_images)))
+            images = _generate(pipe, prompt, indices, cfg, image_size)
+            for i, image in zip(indices, images, strict=True):
+                name = image_name(condition, group, i)
+                io.save_png_gray(Path(tmp) / name, image)
+                rows.append((name, cfg.seed + i, prompt, condition, group))
+            bar.update(len(indices))
+        columns = ["file", "seed", "prompt", "condition", "group"]
+        io.write_tsv(Path(tmp) / "manifest.tsv", pd.DataFrame(rows, columns=columns))
+    log.info("%d images of %r -> %s", cfg.n_images, prompt, out_dir)
+
+
+def regenerate_image(
+    *, model_dir: Path, prompt: str, index: int, cfg: GenerateConfig, image_size: int = 160
+) -> np.ndarray:
+    """Image ``index`` of a ``generate_images`` run, alone: (image_size, image_size) in [0, 1],
+    before 8-bit rounding."""
+    pipe = load_pipeline(model_dir, scheduler=cfg.scheduler, mixed_precision=cfg.mixed_precision)
+    return _generate(pipe, prompt, [index], cfg, image_size)[0]
