@@ -238,7 +238,7 @@ def test_cached_latents_give_the_same_loss(base_dir, instances):
             tokenizer=base.tokenizer,
             pixels=pixels,
             prompts=data.prompts,
-            cached=cached,
+            cache_latents=cached,
             train_text=False,
         )
         with torch.no_grad():

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -395,11 +396,14 @@ def pretrain_demo_base(
     rng = np.random.default_rng(cfg.seed)
     pipe = StableDiffusionPipeline.from_pretrained(str(base_dir), safety_checker=None)
     images, captions = load_pretrain_corpus(corpus_npz)
-    pixels = slices_to_pixels(images, pipe.vae.config.sample_size)
+    pixels = slices_to_pixels(images, cfg.resolution)
+    started = time.perf_counter()
     vae_losses = train_vae(pipe.vae, pixels, cfg, rng)
+    log.info("VAE: %d steps in %.0f s", cfg.vae_steps, time.perf_counter() - started)
     mean, std = fit_scaling_factor(pipe.vae, pixels)
     scale = pipe.vae.config.scaling_factor
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    started = time.perf_counter()
     unet_losses = train_unet_and_text(
         pipe.unet,
         pipe.text_encoder,
@@ -409,6 +413,9 @@ def pretrain_demo_base(
         captions,
         cfg,
         rng,
+    )
+    log.info(
+        "UNet + text encoder: %d steps in %.0f s", cfg.unet_steps, time.perf_counter() - started
     )
     with io.atomic_dir(out_dir) as tmp:
         pipe.save_pretrained(tmp)

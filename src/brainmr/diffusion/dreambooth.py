@@ -130,22 +130,25 @@ def config_digest(cfg: DreamBoothConfig, base_model: str) -> str:
 
 # ----------------------------------------------------------------------------- latents + prompts
 class TrainingInputs:
-    """Latents and prompt embeddings of a batch. With the VAE and text encoder frozen and
-    ``cached``, posterior means/stds and prompt embeddings are computed once and a latent is
-    sampled per step (mean + std * noise: the same draw ``latent_dist.sample`` makes)."""
+    """Latents and prompt embeddings of a batch. The VAE is always frozen: with
+    ``cache_latents`` its posterior means/stds are computed once and a latent is sampled per
+    step (mean + std * noise: the same draw ``latent_dist.sample`` makes). Prompt embeddings
+    are cached too unless the text encoder is trained (``train_text``)."""
 
-    def __init__(self, *, vae, text_encoder, tokenizer, pixels, prompts, cached, train_text):
+    def __init__(self, *, vae, text_encoder, tokenizer, pixels, prompts, cache_latents, train_text):
         self.vae, self.text_encoder, self.tokenizer = vae, text_encoder, tokenizer
         self.pixels, self.prompts = pixels, list(prompts)
-        self.cached, self.train_text = cached, train_text
+        self.cache_latents, self.train_text = cache_latents, train_text
+        self.cache_embeddings = cache_latents and not train_text
         self.device, self.dtype = vae.device, vae.dtype
-        if cached:
+        if cache_latents:
             self.mean, self.std = self._posterior(pixels)
+            self.pixels = None  # not needed again (SD at 512 px: 3 MB per image)
+        if self.cache_embeddings:
             unique = sorted(set(self.prompts))
             self.prompt_index = torch.tensor([unique.index(p) for p in self.prompts])
             with torch.no_grad():
                 self.embeddings_cache = encode_prompts(text_encoder, tokenizer, unique)
-            self.pixels = None  # not needed again (SD at 512 px: 3 MB per image)
 
     @torch.no_grad()
     def _posterior(self, pixels):
@@ -156,7 +159,7 @@ class TrainingInputs:
         return torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
 
     def latents(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if self.cached:
+        if self.cache_latents:
             mean, std = self.mean[idx], self.std[idx]
             eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(self.device)
             sample = mean + std * eps
@@ -167,7 +170,7 @@ class TrainingInputs:
         return scale_latents(sample, self.vae).float()
 
     def embeddings(self, idx: torch.Tensor) -> torch.Tensor:
-        if self.cached:
+        if self.cache_embeddings:
             return self.embeddings_cache[self.prompt_index[idx]]
         ids = tokenize(self.tokenizer, [self.prompts[i] for i in idx.tolist()])
         with torch.set_grad_enabled(self.train_text):
@@ -395,7 +398,7 @@ def train_dreambooth(
         tokenizer=base.tokenizer,
         pixels=pixels,
         prompts=prompts,
-        cached=cfg.cache_latents and not cfg.train_text_encoder,
+        cache_latents=cfg.cache_latents,
         train_text=cfg.train_text_encoder,
     )
     trained = [base.unet] + ([base.text_encoder] if cfg.train_text_encoder else [])
