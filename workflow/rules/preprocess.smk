@@ -19,7 +19,7 @@ rule preprocess_scan:
         "../../envs/preprocess.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
         runtime=20,
     params:
         preprocess=config["preprocess"],
