@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -46,15 +50,21 @@ TINY_BASE = dict(
 )
 
 
+def dreambooth_kwargs(overrides: dict) -> dict:
+    return DREAMBOOTH_TEST | overrides
+
+
 def dreambooth_cfg(**overrides) -> DreamBoothConfig:
-    values = dict(
-        resolution=32,
-        max_train_steps=3,
-        train_batch_size=2,
-        learning_rate=1e-3,
-        checkpointing_steps=2,
-    )
-    return stage_config(DreamBoothConfig, "dreambooth", **(values | overrides))
+    return stage_config(DreamBoothConfig, "dreambooth", **dreambooth_kwargs(overrides))
+
+
+DREAMBOOTH_TEST = dict(
+    resolution=32,
+    max_train_steps=3,
+    train_batch_size=2,
+    learning_rate=1e-3,
+    checkpointing_steps=2,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -346,3 +356,46 @@ def test_prior_preservation_text_encoder_and_accumulation(tmp_path, base_dir, in
     pairs = zip(base.text_encoder.parameters(), tuned.text_encoder.parameters(), strict=True)
     assert any(not torch.equal(a, b) for a, b in pairs)  # the text encoder was trained too
     assert pd.read_csv(tmp_path / "work" / "loss.tsv", sep="\t").step.tolist() == [1, 2]
+
+
+def test_sigkilled_training_process_resumes(tmp_path, base_dir, instances, caplog):
+    """A training process killed with SIGKILL (as SLURM or a user would) resumes from its last
+    checkpoint on rerun instead of starting over."""
+    instances.to_csv(tmp_path / "instances.tsv", sep="\t", index=False)
+    settings = dict(max_train_steps=60, train_batch_size=2, checkpointing_steps=3)
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import pandas as pd, torch\n"
+        "from brainmr.config import stage_config\n"
+        "from brainmr.diffusion import DreamBoothConfig, train_dreambooth\n"
+        "torch.set_num_threads(1)\n"
+        f"cfg = stage_config(DreamBoothConfig, 'dreambooth', **{dreambooth_kwargs(settings)!r})\n"
+        f"train_dreambooth(base_model={str(base_dir)!r},\n"
+        f"    instances=pd.read_csv({str(tmp_path / 'instances.tsv')!r}, sep='\\t'),\n"
+        f"    pipeline_dir={str(tmp_path / 'model')!r}, work_dir={str(tmp_path / 'work')!r},\n"
+        "    cfg=cfg)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "work" / "checkpoints"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not list(checkpoints.glob("step-*")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = [int(p.name.split("-")[1]) for p in checkpoints.glob("step-*")]
+    assert saved, "no checkpoint was written before the kill"
+    assert not (tmp_path / "model").exists()  # the pipeline is only written at the end
+
+    caplog.set_level(logging.INFO, logger="brainmr.diffusion.dreambooth")
+    train_dreambooth(
+        base_model=str(base_dir),
+        instances=instances,
+        pipeline_dir=tmp_path / "model",
+        work_dir=tmp_path / "work",
+        cfg=dreambooth_cfg(**settings),
+    )
+    resumed = int(re.search(r"resuming from .*\(step (\d+)\)", caplog.text).group(1))
+    assert resumed >= min(saved) >= 3
+    loss = pd.read_csv(tmp_path / "work" / "loss.tsv", sep="\t")
+    assert loss.step.tolist() == list(range(1, 61))
+    StableDiffusionPipeline.from_pretrained(str(tmp_path / "model"))

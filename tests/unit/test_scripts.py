@@ -1,0 +1,38 @@
+"""Rule scripts are thin adapters that find brainmr with or without an installed package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = sorted((REPO / "workflow" / "scripts").glob("[!_]*.py"))
+
+
+def test_brainmr_imports_without_install_or_pythonpath(tmp_path):
+    """As under `--sdm conda`: PYTHONPATH cleared and no brainmr installed (-I -S: isolated,
+    no site-packages at all), from another working directory."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO / 'workflow' / 'scripts')!r}); "
+        "import _brainmr_path, brainmr; print(brainmr.__file__)"
+    )
+    proc = subprocess.run(
+        [sys._base_executable, "-I", "-S", "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()) == REPO / "src" / "brainmr" / "__init__.py"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_rule_script_is_a_thin_adapter(script):
+    lines = [line for line in script.read_text().splitlines() if line.strip()]
+    assert lines[0] == "import _brainmr_path  # noqa: F401"
+    assert any(line.startswith("log_to(snakemake.log[0])") for line in lines)
+    assert len(lines) <= 30, f"{script.name}: {len(lines)} lines; logic belongs in brainmr"
