@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -157,12 +158,12 @@ def training_run(pipe, *, resolution, batch, steps, cached, device, dtype):
     return run
 
 
-def generation_run(pipe, *, n_images, batch, steps, device, dtype):
+def generation_run(pipe, *, n_images, batch, steps, device, dtype, scheduler="dpmsolver++"):
     """A callable generating ``n_images`` with ``batch`` images per pipeline call (guidance on,
-    DPM-Solver++); warmed up."""
+    DPM-Solver++ unless told); warmed up."""
     pipe = pipe.to(device) if dtype == torch.float32 else pipe.to(device, dtype)
     pipe.unet.eval()
-    pipe.scheduler = make_scheduler("dpmsolver++", pipe.scheduler.config)
+    pipe.scheduler = make_scheduler(scheduler, pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     kw = dict(prompt=PROMPTS[0], num_inference_steps=steps, guidance_scale=3.0)
 
@@ -225,6 +226,26 @@ def main(argv: list[str] | None = None) -> int:
         plan["rounds"],
         device,
     )
+    # the schedulers users pick from: DPM-Solver++ at 25 steps (our default) vs DDIM / PNDM at 50
+    schedulers = best_rates(
+        {
+            f"{name}_{steps}": (
+                generation_run(
+                    pipe,
+                    n_images=n_batched,
+                    batch=plan["gen_batch"],
+                    steps=steps,
+                    device=device,
+                    dtype=dtype,
+                    scheduler=name,
+                ),
+                n_batched,
+            )
+            for name, steps in [("dpmsolver++", 25), ("ddim", 50), ("pndm", 50)]
+        },
+        plan["rounds"],
+        device,
+    )
     cached, uncached, batched, single = (
         train["cached"],
         train["uncached"],
@@ -251,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
             "batched_images_per_s": round(batched, 3),
             "one_per_call_images_per_s": round(single, 3),
             "batched_over_one_per_call": round(batched / single, 2),
+            "schedulers_images_per_s": {k: round(v, 3) for k, v in schedulers.items()},
         },
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_gpu_mb": (
+            round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None
+        ),
     }
     print(json.dumps(figures, indent=2))
     if args.json:

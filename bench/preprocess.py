@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -118,6 +119,9 @@ def main() -> None:
             per_job = result["setup_s"] + summary["mean"]["total"]
             print(f"one subject per job: ~{per_job:.1f} s (setup + mean)")
             figures[f"threads_{threads}"]["per_job_s"] = per_job
+    # the workers have exited: the largest of them is the peak of one preprocessing job
+    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    print(f"peak memory (max RSS of a worker): {figures['peak_rss_mb']} MB")
     write_json(args.json, figures)
 
 
