@@ -1,5 +1,7 @@
 # Two commands from a fresh clone: `make demo` and `make test`. Everything else is set up here.
 SHELL := /bin/bash
+# Text is UTF-8 whatever the machine's locale (tables and logs hold non-ASCII characters).
+export PYTHONUTF8 := 1
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

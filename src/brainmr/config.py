@@ -14,7 +14,7 @@ T = TypeVar("T")
 
 
 def load_schema(name: str = "config") -> dict[str, Any]:
-    return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text())
+    return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text(encoding="utf-8"))
 
 
 def schema_defaults(section: str) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def load_png_gray(path: str | os.PathLike) -> np.ndarray:
 
 def write_tsv(path: str | os.PathLike, table: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, sep="\t", index=False)
+        table.to_csv(tmp, sep="\t", index=False, encoding="utf-8")
 
 
 def read_tsv(path: str | os.PathLike) -> pd.DataFrame:
@@ -85,12 +85,14 @@ def read_tsv(path: str | os.PathLike) -> pd.DataFrame:
 
 def write_json(path: str | os.PathLike, obj: object) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.write_text(
+            json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+        )
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def save_figure(path: str | os.PathLike, fig) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 def log_to(path: str | Path, level: int = logging.INFO) -> None:
     """Send this process's logging and stderr to ``path`` (Snakemake's ``log:`` file)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    stream = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
+    stream = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the job
     sys.stderr = stream
     logging.basicConfig(
         level=level,

@@ -82,10 +82,10 @@ def write_tokenizer_files(folder: Path) -> None:
     tokenizer.model.save(str(folder))
     # Word-final single characters ("z</w>") exist only for letters the words end with: add all,
     # so no character of any prompt maps to the unknown token.
-    vocab = json.loads((folder / "vocab.json").read_text())
+    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
     for char in sorted(alphabet):
         vocab.setdefault(char + "</w>", len(vocab))
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
 
 
 def build_tokenizer(folder: Path):

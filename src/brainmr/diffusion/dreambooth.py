@@ -215,7 +215,7 @@ def class_images(base_model: str, cfg: DreamBoothConfig, folder: Path) -> np.nda
     key = {"base_model": str(base_model), "prompt": cfg.class_prompt, "size": cfg.resolution}
     key["seed"] = cfg.seed
     stamp = folder / "class_images.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) != key:
+    if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) != key:
         shutil.rmtree(folder)  # made by another base, prompt or size
     io.write_json(stamp, key)
     paths = [folder / f"class_{i:04d}.png" for i in range(cfg.num_class_images)]
@@ -252,7 +252,7 @@ def _checkpoints(folder: Path) -> list[tuple[int, Path]]:
 
 def _matches(path: Path, identity: dict) -> dict | None:
     try:
-        meta = json.loads((path / "meta.json").read_text())
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return meta if all(meta.get(k) == v for k, v in identity.items()) else None

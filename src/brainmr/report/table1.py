@@ -346,8 +346,8 @@ def build_table1(
     generated_scores = read_scores([Path(p) for p in generated], "generated")
     real_scores = read_scores([Path(real)], "held-out real")
     check_coverage(generated_scores, conditions)
-    kde = json.loads(Path(kde_json).read_text())
-    cnn = json.loads(Path(classifier_metrics).read_text())
+    kde = json.loads(Path(kde_json).read_text(encoding="utf-8"))
+    cnn = json.loads(Path(classifier_metrics).read_text(encoding="utf-8"))
 
     threshold = outlier_threshold(
         best_loglik(real_scores), cfg.outlier_quantile, cfg.outlier_margin
