@@ -24,7 +24,15 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 
         shutil.copytree(REPO / "config", workdir / "config")
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=timeout,
+        env=env,
+    )
     if check and proc.returncode != 0:
         tail = f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{tail}")

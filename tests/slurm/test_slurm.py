@@ -86,6 +86,8 @@ def slurm_cluster():
         env=slurm_env(),
         capture_output=True,
         text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=900,
     )
     if up.returncode != 0:
@@ -135,6 +137,8 @@ def slurm_run(slurm_cluster, tmp_path_factory):
         env=slurm_cluster,
         capture_output=True,
         text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=RUN_TIMEOUT_S,
     )
     output = result.stdout + result.stderr
@@ -164,7 +168,13 @@ def sacct_jobs(env: dict, start: str, output: str) -> list[dict[str, str]]:
     fields = ["JobID", "JobName", "State", "ExitCode", "Elapsed", "AllocTRES", "Comment"]
     command = ["sacct", "-X", "-n", "-P", "--starttime", start, "--name", run_uuid(output)]
     out = subprocess.run(
-        [*command, "-o", ",".join(fields)], env=env, capture_output=True, text=True, check=True
+        [*command, "-o", ",".join(fields)],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        check=True,
     ).stdout
     return [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines() if line]
 
@@ -278,6 +288,8 @@ def test_dry_run_with_the_profile_packs_subjects(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -16,7 +16,13 @@ def rule_edges(dot: str) -> set[tuple[str, str]]:
 
 def test_committed_rulegraph_matches_workflow():
     proc = subprocess.run(
-        [SNAKEMAKE, "--rulegraph"], cwd=REPO, capture_output=True, text=True, check=True
+        [SNAKEMAKE, "--rulegraph"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        check=True,
     )
     fresh = rule_edges(proc.stdout)
     committed = rule_edges((REPO / "docs/rulegraph.dot").read_text())

@@ -36,7 +36,13 @@ def write_config(path: Path, base: str, **changes) -> Path:
 
 def test_lint_is_clean():
     proc = subprocess.run(
-        [SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300
+        [SNAKEMAKE, "--lint"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -47,6 +53,8 @@ def test_snakefmt_and_ruff_are_clean():
         cwd=REPO,
         capture_output=True,
         text=True,
+        encoding="utf-8",
+        errors="replace",
     )
     assert fmt.returncode == 0, fmt.stderr
     paths = ["src", "tests", "bench", "workflow/scripts"]
