@@ -43,10 +43,10 @@ def demo_pipeline(workdir: Path):
 
 def sd15_pipeline(workdir: Path):
     """SD 1.5's architecture from configs written here (random weights, nothing downloaded)."""
-    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from brainmr.diffusion.demo_base import sd_training_scheduler
+    from brainmr.diffusion.demo_base import assemble_pipeline
 
     unet = UNet2DConditionModel(
         sample_size=64,
@@ -84,16 +84,7 @@ def sd15_pipeline(workdir: Path):
             pad_token_id=tokenizer.pad_token_id,
         )
     )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=sd_training_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = assemble_pipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet)
     return pipe, 512
 
 

@@ -169,15 +169,11 @@ def sd_training_scheduler():
     )
 
 
-def build_demo_base(out_dir: Path, *, cfg: DemoBaseConfig) -> None:
-    """Write an untrained SD-architecture pipeline (``save_pretrained``) into ``out_dir``."""
+def assemble_pipeline(*, vae, text_encoder, tokenizer, unet):
+    """An SD pipeline from its parts, with SD's training scheduler and no safety checker."""
     from diffusers import StableDiffusionPipeline
 
-    torch.manual_seed(cfg.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = build_tokenizer(Path(tmp) / "tokenizer")
-    vae, unet, text_encoder = build_models(cfg, tokenizer)
-    pipe = StableDiffusionPipeline(
+    return StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
@@ -187,6 +183,15 @@ def build_demo_base(out_dir: Path, *, cfg: DemoBaseConfig) -> None:
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+def build_demo_base(out_dir: Path, *, cfg: DemoBaseConfig) -> None:
+    """Write an untrained SD-architecture pipeline (``save_pretrained``) into ``out_dir``."""
+    torch.manual_seed(cfg.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = build_tokenizer(Path(tmp) / "tokenizer")
+    vae, unet, text_encoder = build_models(cfg, tokenizer)
+    pipe = assemble_pipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet)
     with io.atomic_dir(out_dir) as tmp:
         pipe.save_pretrained(tmp)
     log.info("untrained demo base written to %s", out_dir)
