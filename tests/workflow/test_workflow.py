@@ -62,6 +62,10 @@ def test_snakefmt_and_ruff_are_clean():
         [str(BIN / "ruff"), "check", *paths], cwd=REPO, capture_output=True, text=True
     )
     assert ruff.returncode == 0, ruff.stdout
+    ruff_format = subprocess.run(
+        [str(BIN / "ruff"), "format", "--check", *paths], cwd=REPO, capture_output=True, text=True
+    )
+    assert ruff_format.returncode == 0, ruff_format.stdout
 
 
 def test_dry_run_default_config_lists_every_subject(tmp_path):
