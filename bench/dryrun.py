@@ -45,6 +45,29 @@ def make_adni_tree(root: Path, n_subjects: int) -> Path:
     return csv
 
 
+def time_dry_run(n_subjects: int, n_conditions: int, repeat: int) -> list[float]:
+    """Seconds of `snakemake -n` on an ADNI-like sheet of ``n_subjects``, ``repeat`` times."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        csv = make_adni_tree(tmp / "adni", n_subjects)
+        config = yaml.safe_load((REPO / "config/adni.yaml").read_text())
+        config["cohort"] |= {"collection_csv": str(csv), "download_dir": str(tmp / "adni")}
+        prompts = list(config["conditions"].values())
+        config["conditions"] = {f"c{i}": prompts[i % len(prompts)] for i in range(n_conditions)}
+        (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+        (tmp / "work").mkdir()
+        # configfile: in the Snakefile is read relative to the working directory
+        (tmp / "work" / "config").symlink_to(REPO / "config")
+        cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp / "work")]
+        cmd += ["-n", "--quiet", "rules", "--configfile", str(tmp / "config.yaml")]
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subjects", type=int, default=700)
@@ -52,26 +75,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        csv = make_adni_tree(tmp / "adni", args.subjects)
-        config = yaml.safe_load((REPO / "config/adni.yaml").read_text())
-        config["cohort"] |= {"collection_csv": str(csv), "download_dir": str(tmp / "adni")}
-        prompts = list(config["conditions"].values())
-        config["conditions"] = {f"c{i}": prompts[i % len(prompts)] for i in range(args.conditions)}
-        (tmp / "config.yaml").write_text(yaml.safe_dump(config))
-        (tmp / "work").mkdir()
-        cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp / "work")]
-        cmd += ["-n", "--quiet", "rules", "--configfile", str(tmp / "config.yaml")]
-        # configfile: in the Snakefile is read relative to the working directory
-        (tmp / "work" / "config").symlink_to(REPO / "config")
-        times = []
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            subprocess.run(cmd, check=True, capture_output=True)
-            times.append(time.perf_counter() - start)
-
+    times = time_dry_run(args.subjects, args.conditions, args.repeat)
     figures = {
         "subjects": args.subjects,
         "conditions": args.conditions,

@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from _common import machine, write_json
+from dryrun import time_dry_run
 
 STAGES = ("load", "strip", "register", "slice")
 
@@ -122,6 +124,9 @@ def main() -> None:
     # the workers have exited: the largest of them is the peak of one preprocessing job
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     print(f"peak memory (max RSS of a worker): {figures['peak_rss_mb']} MB")
+    dry = statistics.median(time_dry_run(700, 2, repeat=3))
+    figures["dry_run_700_subjects_s"] = round(dry, 2)
+    print(f"dry run of the whole DAG, ADNI-like sheet of 700 subjects x 2 conditions: {dry:.2f} s")
     write_json(args.json, figures)
 
 
