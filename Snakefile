@@ -5,7 +5,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo is the default config. A --configfile (config/adni.yaml, or yours) replaces it whole
+# instead of being merged into it, so that no demo setting leaks into a real run.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -182,3 +182,22 @@ def test_summary_and_dag_commands_of_the_readme(tmp_path):
     assert "results/table1.csv" in summary and "table1" in summary
     dag = run_snakemake(tmp_path, "--dag").stdout
     assert dag.lstrip().startswith("digraph") and "preprocess_scan" in dag
+
+
+def test_configfile_replaces_the_demo_config_instead_of_merging(tmp_path):
+    """A condition left out of a given config is not brought back from config/config.yaml."""
+    subjects = {f"{100 + i:03d}_S_{2000 + i:04d}": ("AD" if i < 2 else "CN") for i in range(5)}
+    csv = make_adni_fixture(tmp_path / "adni", subjects)
+    config = write_config(
+        tmp_path / "adni.yaml",
+        "config/adni.yaml",
+        **{
+            "cohort.collection_csv": str(csv),
+            "cohort.download_dir": str(tmp_path / "adni"),
+            "conditions": {"brain": {"AD": "AD, a MRI brain, ADNI2", "CN": "CN, a MRI brain"}},
+        },
+    )
+    proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config))
+    counts = job_counts(proc.stdout)
+    assert counts["train_dreambooth"] == 1 and counts["generate_images"] == 2
+    assert "results/models/nobrain" not in proc.stdout
