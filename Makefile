@@ -6,16 +6,22 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
-# CPU-only machines get PyTorch's CPU build; on a GPU cluster: make setup TORCH_INDEX=<your CUDA wheel index>
+# PyTorch goes in first. Without a GPU: its CPU build (torch==X+cpu from a local wheel or package
+# index where one serves it, else from PyTorch's CPU index), never the multi-GB CUDA build.
+# With a GPU (nvidia-smi found): the default build. TORCH_INDEX=<wheel index> overrides both.
 TORCH_VERSION := 2.13.0
 TORCH_INDEX ?=
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: setup demo test lint format bench rulegraph report clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	if [ -n "$(TORCH_INDEX)" ]; then $(BIN)/pip install -q torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX); \
+	elif command -v nvidia-smi >/dev/null; then $(BIN)/pip install -q torch==$(TORCH_VERSION); \
+	else $(BIN)/pip install -q torch==$(TORCH_VERSION)+cpu \
+	  || $(BIN)/pip install -q torch==$(TORCH_VERSION)+cpu --index-url $(TORCH_CPU_INDEX); fi
 	$(BIN)/pip install -q -e '.[workflow,dev]'
 	touch $@
 
