@@ -202,6 +202,10 @@ def test_command_mode_runs_the_tool_and_reads_its_mask(stripped_head):
     )
     mask = skull_strip(volume, config(skull_strip="command", strip_command=command))
     assert np.array_equal(mask, volume.data > 0)
+    # other braces in a command line (shell variables) are left alone
+    braced = "BRAINMR_X=1; test ${BRAINMR_X} = 1 && " + command
+    mask = skull_strip(volume, config(skull_strip="command", strip_command=braced))
+    assert np.array_equal(mask, volume.data > 0)
 
 
 @pytest.mark.parametrize(

@@ -120,13 +120,25 @@ def make_adni_fixture(root: Path, subjects: dict[str, str]) -> Path:
     return csv
 
 
+def fake_sd_folder(root: Path) -> Path:
+    """Where a user's Stable Diffusion folder would be (a dry run only checks that it exists)."""
+    folder = root / "stable-diffusion-v1-5"
+    folder.mkdir(exist_ok=True)
+    (folder / "model_index.json").write_text("{}")
+    return folder
+
+
 def test_dry_run_adni_config_on_fixture(tmp_path):
     subjects = {f"{100 + i:03d}_S_{2000 + i:04d}": ("AD" if i < 3 else "CN") for i in range(7)}
     csv = make_adni_fixture(tmp_path / "adni", subjects)
     config = write_config(
         tmp_path / "adni.yaml",
         "config/adni.yaml",
-        **{"cohort.collection_csv": str(csv), "cohort.download_dir": str(tmp_path / "adni")},
+        **{
+            "cohort.collection_csv": str(csv),
+            "cohort.download_dir": str(tmp_path / "adni"),
+            "base_model": str(fake_sd_folder(tmp_path)),
+        },
     )
     proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config))
     counts = job_counts(proc.stdout)
@@ -194,6 +206,7 @@ def test_configfile_replaces_the_demo_config_instead_of_merging(tmp_path):
         **{
             "cohort.collection_csv": str(csv),
             "cohort.download_dir": str(tmp_path / "adni"),
+            "base_model": str(fake_sd_folder(tmp_path)),
             "conditions": {"brain": {"AD": "AD, a MRI brain, ADNI2", "CN": "CN, a MRI brain"}},
         },
     )
@@ -201,3 +214,16 @@ def test_configfile_replaces_the_demo_config_instead_of_merging(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["train_dreambooth"] == 1 and counts["generate_images"] == 2
     assert "results/models/nobrain" not in proc.stdout
+
+
+def test_missing_local_base_model_fails_before_any_job(tmp_path):
+    subjects = {"100_S_2000": "AD", "101_S_2001": "CN", "102_S_2002": "CN"}
+    csv = make_adni_fixture(tmp_path / "adni", subjects)
+    config = write_config(
+        tmp_path / "adni.yaml",
+        "config/adni.yaml",
+        **{"cohort.collection_csv": str(csv), "cohort.download_dir": str(tmp_path / "adni")},
+    )
+    proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config), check=False)
+    assert proc.returncode != 0
+    assert "/path/to/stable-diffusion-v1-5" in proc.stdout + proc.stderr

@@ -6,6 +6,8 @@ rule demo_collection_csv:
         "results/demo/ADNI_demo_collection.csv",
     log:
         "results/logs/demo_collection_csv.log",
+    benchmark:
+        "results/benchmarks/demo_collection_csv.tsv"
     conda:
         "../../envs/preprocess.yaml"
     params:
@@ -44,6 +46,8 @@ rule scans_sheet:
         "results/cohort/scans.tsv",
     log:
         "results/logs/scans_sheet.log",
+    benchmark:
+        "results/benchmarks/scans_sheet.tsv"
     conda:
         "../../envs/preprocess.yaml"
     params:

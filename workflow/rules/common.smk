@@ -1,4 +1,5 @@
 # Config and scans sheet, validated before the DAG is built; wildcard constraints; target functions.
+import os
 import re
 import sys
 from pathlib import Path
@@ -43,9 +44,13 @@ def slices_of(subjects):
 
 
 def base_model_input(wildcards):
-    """The demo base is built by this workflow; SD folders and hub ids are given."""
-    demo_base = "results/base/demo"
-    return demo_base if config["base_model"] == demo_base else []
+    """The demo base is built here; a local SD folder must exist; a hub id is diffusers' to fetch."""
+    base = config["base_model"]
+    if os.path.normpath(base) == "results/base/demo":
+        return rules.pretrain_demo_base.output[0]
+    if os.path.isabs(base) or base.startswith((".", "~")) or os.path.exists(base):
+        return os.path.expanduser(base)
+    return []
 
 
 def prompts_of(wildcards):

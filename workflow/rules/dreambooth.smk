@@ -7,6 +7,8 @@ rule demo_pretrain_corpus:
         temp("results/base/demo_corpus.npz"),
     log:
         "results/logs/demo_pretrain_corpus.log",
+    benchmark:
+        "results/benchmarks/demo_pretrain_corpus.tsv"
     conda:
         "../../envs/diffusion.yaml"
     params:
@@ -20,6 +22,8 @@ rule build_demo_base:
         temp(directory("results/base/demo_untrained")),
     log:
         "results/logs/build_demo_base.log",
+    benchmark:
+        "results/benchmarks/build_demo_base.tsv"
     conda:
         "../../envs/diffusion.yaml"
     params:

@@ -82,6 +82,8 @@ rule score_real:
         "results/evaluate/scores/real_test.tsv",
     log:
         "results/logs/score_real.log",
+    benchmark:
+        "results/benchmarks/score_real.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -113,6 +115,8 @@ rule table1:
         outliers="results/evaluate/outliers.tsv",
     log:
         "results/logs/table1.log",
+    benchmark:
+        "results/benchmarks/table1.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -146,6 +150,8 @@ rule figures:
         ),
     log:
         "results/logs/figures.log",
+    benchmark:
+        "results/benchmarks/figures.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:

@@ -19,7 +19,7 @@ rule preprocess_scan:
         "../../envs/preprocess.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=3000,
         runtime=20,
     params:
         preprocess=config["preprocess"],

@@ -89,8 +89,9 @@ def command_mask(volume: Volume, command: str) -> np.ndarray:
         input_path = Path(tmp) / "input.nii.gz"
         output_path = Path(tmp) / "mask.nii.gz"
         nib.save(nib.Nifti1Image(volume.data, volume.affine), input_path)
-        line = command.format(
-            input=shlex.quote(str(input_path)), output=shlex.quote(str(output_path))
+        # plain replacement: other braces in the command (${VAR}, awk '{print}') stay as they are
+        line = command.replace("{input}", shlex.quote(str(input_path))).replace(
+            "{output}", shlex.quote(str(output_path))
         )
         log.info("skull strip: %s", line)
         result = subprocess.run(line, shell=True, capture_output=True, text=True)
