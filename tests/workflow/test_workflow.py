@@ -128,18 +128,20 @@ def fake_sd_folder(root: Path) -> Path:
     return folder
 
 
+def adni_fixture_config(tmp_path: Path, subjects: dict[str, str], **changes) -> Path:
+    """config/adni.yaml pointed at a LONI-style fixture (and a local SD folder) made here."""
+    csv = make_adni_fixture(tmp_path / "adni", subjects)
+    paths = {
+        "cohort.collection_csv": str(csv),
+        "cohort.download_dir": str(tmp_path / "adni"),
+        "base_model": str(fake_sd_folder(tmp_path)),
+    }
+    return write_config(tmp_path / "adni.yaml", "config/adni.yaml", **(paths | changes))
+
+
 def test_dry_run_adni_config_on_fixture(tmp_path):
     subjects = {f"{100 + i:03d}_S_{2000 + i:04d}": ("AD" if i < 3 else "CN") for i in range(7)}
-    csv = make_adni_fixture(tmp_path / "adni", subjects)
-    config = write_config(
-        tmp_path / "adni.yaml",
-        "config/adni.yaml",
-        **{
-            "cohort.collection_csv": str(csv),
-            "cohort.download_dir": str(tmp_path / "adni"),
-            "base_model": str(fake_sd_folder(tmp_path)),
-        },
-    )
+    config = adni_fixture_config(tmp_path, subjects)
     proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config))
     counts = job_counts(proc.stdout)
     assert counts["preprocess_scan"] == 7
@@ -151,14 +153,9 @@ def test_dry_run_adni_config_on_fixture(tmp_path):
 
 def test_dry_run_adni_config_missing_image_fails_before_jobs(tmp_path):
     subjects = {"100_S_2000": "AD", "101_S_2001": "CN", "102_S_2002": "CN"}
-    csv = make_adni_fixture(tmp_path / "adni", subjects)
+    config = adni_fixture_config(tmp_path, subjects)
     for f in (tmp_path / "adni" / "ADNI" / "101_S_2001").rglob("*.nii"):
         f.unlink()
-    config = write_config(
-        tmp_path / "adni.yaml",
-        "config/adni.yaml",
-        **{"cohort.collection_csv": str(csv), "cohort.download_dir": str(tmp_path / "adni")},
-    )
     proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config), check=False)
     assert proc.returncode != 0
     assert "101_S_2001 (I1001)" in proc.stdout + proc.stderr
@@ -199,17 +196,8 @@ def test_summary_and_dag_commands_of_the_readme(tmp_path):
 def test_configfile_replaces_the_demo_config_instead_of_merging(tmp_path):
     """A condition left out of a given config is not brought back from config/config.yaml."""
     subjects = {f"{100 + i:03d}_S_{2000 + i:04d}": ("AD" if i < 2 else "CN") for i in range(5)}
-    csv = make_adni_fixture(tmp_path / "adni", subjects)
-    config = write_config(
-        tmp_path / "adni.yaml",
-        "config/adni.yaml",
-        **{
-            "cohort.collection_csv": str(csv),
-            "cohort.download_dir": str(tmp_path / "adni"),
-            "base_model": str(fake_sd_folder(tmp_path)),
-            "conditions": {"brain": {"AD": "AD, a MRI brain, ADNI2", "CN": "CN, a MRI brain"}},
-        },
-    )
+    brain_only = {"brain": {"AD": "AD, a MRI brain, ADNI2", "CN": "CN, a MRI brain"}}
+    config = adni_fixture_config(tmp_path, subjects, conditions=brain_only)
     proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config))
     counts = job_counts(proc.stdout)
     assert counts["train_dreambooth"] == 1 and counts["generate_images"] == 2
@@ -218,12 +206,7 @@ def test_configfile_replaces_the_demo_config_instead_of_merging(tmp_path):
 
 def test_missing_local_base_model_fails_before_any_job(tmp_path):
     subjects = {"100_S_2000": "AD", "101_S_2001": "CN", "102_S_2002": "CN"}
-    csv = make_adni_fixture(tmp_path / "adni", subjects)
-    config = write_config(
-        tmp_path / "adni.yaml",
-        "config/adni.yaml",
-        **{"cohort.collection_csv": str(csv), "cohort.download_dir": str(tmp_path / "adni")},
-    )
+    config = adni_fixture_config(tmp_path, subjects, base_model="/path/to/stable-diffusion-v1-5")
     proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config), check=False)
     assert proc.returncode != 0
     assert "/path/to/stable-diffusion-v1-5" in proc.stdout + proc.stderr
