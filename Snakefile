@@ -18,6 +18,7 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/dreambooth.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 localrules:

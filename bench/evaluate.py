@@ -41,19 +41,22 @@ def run_size(name: str, epochs: int, threads: int) -> dict:
     import torch
 
     from brainmr.config import stage_config
-    from brainmr.evaluate import EvaluateConfig
+    from brainmr.evaluate import ClassifierConfig, KdeConfig
     from brainmr.evaluate.classifier import fit_cnn, predict_proba
     from brainmr.evaluate.images import flatten, normalise_intensity
     from brainmr.evaluate.kde import fit_kde_model
-    from brainmr.evaluate.scoring import nearest_neighbours
+    from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours
     from brainmr.evaluate.toy import toy_slices
 
     torch.set_num_threads(threads)
     size = SIZES[name]
     overrides = evaluate_overrides(size["config"])
-    configured = stage_config(EvaluateConfig, "evaluate", **overrides)
+    configured = stage_config(ClassifierConfig, "evaluate", **overrides)
+    kde_cfg = stage_config(KdeConfig, "evaluate", **overrides)
     cfg = stage_config(
-        EvaluateConfig, "evaluate", **overrides | {"cnn_epochs": epochs, "cnn_patience": epochs + 1}
+        ClassifierConfig,
+        "evaluate",
+        **overrides | {"cnn_epochs": epochs, "cnn_patience": epochs + 1},
     )
     train = np.concatenate(
         [toy_slices("AD", size["train_AD"], seed=1), toy_slices("CN", size["train_CN"], seed=2)]
@@ -72,14 +75,14 @@ def run_size(name: str, epochs: int, threads: int) -> dict:
 
     normalised = timed("normalise_s", lambda: np.stack([normalise_intensity(i) for i in train]))
     pixels = flatten(normalised)
-    model = timed("kde_fit_s", fit_kde_model, pixels, groups, cfg)
+    model = timed("kde_fit_s", fit_kde_model, pixels, groups, kde_cfg)
     timed("kde_score_s", model.score, flatten(generated))
     n_val = max(2, len(train) // 5)
     order = np.random.default_rng(0).permutation(len(train))
     fit, val = order[n_val:], order[:n_val]
     cnn, info = timed("cnn_train_s", fit_cnn, train[fit], labels[fit], train[val], labels[val], cfg)
     timed("cnn_predict_s", predict_proba, cnn, generated)
-    timed("nn_corr_s", nearest_neighbours, flatten(generated), pixels)
+    timed("nn_corr_s", masked_nearest_neighbours, flatten(generated), pixels, brain_mask(pixels))
     per_epoch = timings["cnn_train_s"] / info["epochs_run"]
     return {
         "size": name,

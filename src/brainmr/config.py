@@ -23,8 +23,14 @@ def schema_defaults(section: str) -> dict[str, Any]:
     return {key: spec["default"] for key, spec in props.items() if "default" in spec}
 
 
+def replicate_seed_default() -> int:
+    """The first replicate seed of the schema's default ``seeds``."""
+    return int(load_schema()["properties"]["seeds"]["default"][0])
+
+
 def stage_config(cls: type[T], section: str, **overrides: Any) -> T:
-    """Build a stage dataclass from the schema's defaults plus overrides (tests, benchmarks)."""
-    values = schema_defaults(section) | overrides
+    """Build a stage dataclass from the schema's defaults plus overrides (tests, benchmarks).
+    A stage seeded per replicate (DreamBooth, generation) takes the first default seed."""
+    values = {"seed": replicate_seed_default()} | schema_defaults(section) | overrides
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in names})

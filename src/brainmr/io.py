@@ -104,3 +104,7 @@ def save_figure(path: str | os.PathLike, fig) -> None:
             tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight"
         )
     plt.close(fig)
+
+
+def read_json(path: str | os.PathLike) -> object:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -16,7 +16,8 @@ from sklearn.neighbors import KernelDensity
 from brainmr import io
 from brainmr.config import stage_config
 from brainmr.evaluate import (
-    EvaluateConfig,
+    ClassifierConfig,
+    KdeConfig,
     extract_features,
     fit_kde,
     load_classifier,
@@ -33,13 +34,17 @@ from brainmr.evaluate.metrics import (
     memorization_threshold,
     prdc,
 )
-from brainmr.evaluate.outliers import best_loglik, flag_outliers, outlier_threshold
+from brainmr.evaluate.outliers import best_loglik, outlier_threshold
 from brainmr.evaluate.scoring import SCORE_COLUMNS
 from brainmr.evaluate.toy import blob_image, toy_slices
 
 
-def config(**overrides) -> EvaluateConfig:
-    return stage_config(EvaluateConfig, "evaluate", **overrides)
+def config(**overrides) -> KdeConfig:
+    return stage_config(KdeConfig, "evaluate", **overrides)
+
+
+def classifier_config(**overrides) -> ClassifierConfig:
+    return stage_config(ClassifierConfig, "evaluate", **overrides)
 
 
 def write_slices(folder, images, group, prefix) -> pd.DataFrame:
@@ -107,15 +112,19 @@ def test_kde_cross_validated_bandwidth_matches_sklearn_leave_one_out():
     rng = np.random.default_rng(1)
     pixels = np.concatenate([rng.normal(0, 1, (12, 40)), rng.normal(0.5, 2, (15, 40))])
     groups = np.array(["AD"] * 12 + ["CN"] * 15)
-    cfg = config(pca_components=3)
-    model = fit_kde_model(pixels, groups, cfg)
-    z = model.project(pixels)
-    for group in ("AD", "CN"):
-        zg = z[groups == group]
-        scale = model.selection[group]["scale"]
-        grid = {"bandwidth": [g * scale for g in cfg.bandwidth_grid]}
-        search = GridSearchCV(KernelDensity(kernel="gaussian"), grid, cv=LeaveOneOut()).fit(zg)
-        assert model.bandwidths[group] == pytest.approx(search.best_params_["bandwidth"])
+    for rule in ("shared", "per_class"):
+        model = fit_kde_model(pixels, groups, config(pca_components=3, bandwidth_rule=rule))
+        z = model.project(pixels)
+        for group in ("AD", "CN"):
+            # shared: one search on the pooled coordinates; per_class: on the class's own.
+            zg = z if rule == "shared" else z[groups == group]
+            h = model.bandwidths[group]
+            # sklearn's own leave-one-out score prefers the continuous optimum to its neighbours.
+            grid = {"bandwidth": [h * f for f in (0.8, 0.9, 0.97, 1.0, 1.03, 1.1, 1.25)]}
+            search = GridSearchCV(KernelDensity(kernel="gaussian"), grid, cv=LeaveOneOut()).fit(zg)
+            assert search.best_params_["bandwidth"] == pytest.approx(h)
+        if rule == "shared":
+            assert model.bandwidths["AD"] == model.bandwidths["CN"]
 
 
 def test_kde_ranks_own_class_higher_and_records_its_choices(toy, kde_files):
@@ -124,6 +133,10 @@ def test_kde_ranks_own_class_higher_and_records_its_choices(toy, kde_files):
     summary = json.loads(out_json.read_text())
     assert summary["components"] == 20 and summary["n_per_class"] == {"AD": 20, "CN": 20}
     assert set(summary["bandwidths"]) == {"AD", "CN"}
+    assert summary["bandwidth_rule"] == "shared" and summary["balance"] == "none"
+    assert summary["bandwidths"]["AD"] == summary["bandwidths"]["CN"]
+    assert summary["bandwidth_bounds"] == config().bandwidth_bounds
+    assert summary["at_bound"] is False and "bandwidth_grid" not in summary
     test = toy["test"]
     scores = model.score(flatten(load_normalised(test["path"])))
     own = np.where(test["group"] == "AD", scores["AD"], scores["CN"])
@@ -155,11 +168,10 @@ def test_intensity_normalisation_removes_global_brightness():
 
 
 def test_outlier_rule_flags_noise_and_blank_but_few_reals(toy, kde_files):
-    cfg = config()
     model = load_kde(kde_files[0])
     real = pd.DataFrame(model.score(flatten(load_normalised(toy["test"]["path"]))))
     real.columns = ["loglik_" + c for c in real.columns]
-    threshold = outlier_threshold(best_loglik(real), cfg.outlier_quantile, cfg.outlier_margin)
+    threshold = outlier_threshold(best_loglik(real), mad_k=5.0)
     rng = np.random.default_rng(0)
     odd = np.stack(
         [
@@ -170,11 +182,11 @@ def test_outlier_rule_flags_noise_and_blank_but_few_reals(toy, kde_files):
     ).astype(np.float32)
     odd_scores = pd.DataFrame(model.score(flatten(np.stack([normalise_intensity(i) for i in odd]))))
     odd_scores.columns = ["loglik_" + c for c in odd_scores.columns]
-    assert flag_outliers(best_loglik(odd_scores), threshold).all()
-    assert flag_outliers(best_loglik(real), threshold).mean() <= cfg.outlier_quantile
-    # with no margin the quantile itself bounds the flagged share of held-out reals
-    strict = outlier_threshold(best_loglik(real), 0.2, 0.0)
-    assert 0 < flag_outliers(best_loglik(real), strict).mean() <= 0.2
+    assert (best_loglik(odd_scores) < threshold).all()
+    assert (best_loglik(real) < threshold).mean() <= 0.1
+    # a tight rule (k = 0: the median) flags about half the reals
+    median_rule = outlier_threshold(best_loglik(real), mad_k=1e-9)
+    assert 0.3 < (best_loglik(real) < median_rule).mean() <= 0.5
 
 
 # ---------------------------------------------------------------- CNN
@@ -212,14 +224,17 @@ def test_cnn_learns_a_separable_toy_task(tmp_path):
     scans = pd.DataFrame(rows)
     out = {
         k: tmp_path / v
-        for k, v in dict(m="cnn.pt", j="metrics.json", r="roc.png", p="pred.tsv").items()
+        for k, v in dict(
+            m="cnn.pt", j="metrics.json", r="roc.png", c="rel.png", p="pred.tsv"
+        ).items()
     }
-    cfg = config(cnn_epochs=20, cnn_batch_size=8, cnn_patience=8)
+    cfg = classifier_config(cnn_epochs=20, cnn_batch_size=8, cnn_patience=8, n_bootstrap=500)
     train_classifier(
         scans=scans,
         out_model=out["m"],
         out_metrics=out["j"],
         out_roc=out["r"],
+        out_reliability=out["c"],
         out_predictions=out["p"],
         cfg=cfg,
         threads=1,
@@ -230,7 +245,12 @@ def test_cnn_learns_a_separable_toy_task(tmp_path):
     predictions = io.read_tsv(out["p"])
     assert len(predictions) == 24
     assert predictions["correct"].mean() == pytest.approx(metrics["accuracy"])
-    assert out["r"].stat().st_size > 0
+    assert out["r"].stat().st_size > 0 and out["c"].stat().st_size > 0
+    # bootstrap intervals hold the point estimates; Brier of a good classifier is small
+    assert metrics["bootstrap_accuracy_low"] <= metrics["accuracy"] <= 1.0
+    assert metrics["bootstrap_auc_low"] > 0.5 and metrics["brier"] < 0.15
+    assert sum(b["n"] for b in metrics["reliability"]) == 24
+    assert metrics["split_balance"]["checks"]  # age/sex: not available here, still reported
     model = load_classifier(out["m"], torch.device("cpu"))
     features = extract_features(model, load_normalised(scans["path"][:5]))
     assert features.shape == (5, 64) and np.isfinite(features).all()
@@ -248,8 +268,9 @@ def classifier_file(toy):
         out_model=root / "cnn.pt",
         out_metrics=root / "cnn.json",
         out_roc=root / "roc.png",
+        out_reliability=root / "rel.png",
         out_predictions=root / "pred.tsv",
-        cfg=config(cnn_epochs=3),
+        cfg=classifier_config(cnn_epochs=3, n_bootstrap=100),
         threads=1,
     )
     return root / "cnn.pt"
@@ -267,14 +288,12 @@ def test_score_images_flags_an_exact_copy_as_memorized(toy, kde_files, classifie
             "group": "AD",
         }
     )
-    cfg = config()
     score_images(
         images=generated,
         kde_model=kde_files[0],
         classifier=classifier_file,
         train=train,
         out_tsv=tmp_path / "gen.tsv",
-        cfg=cfg,
     )
     real = toy["test"].assign(condition="real")
     score_images(
@@ -283,14 +302,13 @@ def test_score_images_flags_an_exact_copy_as_memorized(toy, kde_files, classifie
         classifier=classifier_file,
         train=train,
         out_tsv=tmp_path / "real.tsv",
-        cfg=cfg,
     )
     gen, real_scores = io.read_tsv(tmp_path / "gen.tsv"), io.read_tsv(tmp_path / "real.tsv")
     assert list(gen.columns) == SCORE_COLUMNS and len(real_scores) == 30
     assert gen["file"].tolist() == ["gen_000.png", "gen_001.png"]
     assert gen.loc[0, "nn_path"] == copied and gen.loc[0, "nn_corr"] > 0.999
     assert set(gen["predicted"]) <= {"AD", "CN"} and gen["prob_AD"].between(0, 1).all()
-    threshold = memorization_threshold(real_scores["nn_corr"], cfg.memorization_quantile)
+    threshold = memorization_threshold(real_scores["nn_corr"], 0.99)
     summary = memorization_summary(gen["nn_corr"], threshold)
     assert summary["n_memorized"] == 1 and summary["nn_corr_max"] > threshold
 
@@ -305,7 +323,6 @@ def test_score_images_rejects_wrong_size(toy, kde_files, classifier_file, tmp_pa
             classifier=classifier_file,
             train=toy["train"],
             out_tsv=tmp_path / "s.tsv",
-            cfg=config(),
         )
 
 

@@ -1,4 +1,5 @@
-"""brainmr.report: Table 1, its comparison with the paper, metrics.csv and figures (toy data)."""
+"""brainmr.evaluate's chain (outliers, set metrics, summary across seeds) and brainmr.report's
+tables and figures on toy data with two replicate seeds."""
 
 from __future__ import annotations
 
@@ -8,10 +9,21 @@ import pytest
 
 from brainmr import io
 from brainmr.config import stage_config
-from brainmr.evaluate import EvaluateConfig, fit_kde, score_images, train_classifier
+from brainmr.evaluate import (
+    ClassifierConfig,
+    JudgeConfig,
+    KdeConfig,
+    fit_kde,
+    score_images,
+    train_classifier,
+)
+from brainmr.evaluate.kde import kde_sensitivity_file
+from brainmr.evaluate.outliers import flag_outlier_files
+from brainmr.evaluate.replicates import summarise_replicates
+from brainmr.evaluate.sets import set_metrics_file
 from brainmr.evaluate.toy import toy_slices
-from brainmr.report import build_table1, make_figures
-from brainmr.report.table1 import COLUMNS, PAPER_TABLE1
+from brainmr.report import make_figures, write_tables
+from brainmr.report.tables import COLUMNS, PAPER_TABLE1
 
 CONDITIONS = {
     "brain": {"AD": "AD, a MRI brain, ADNI2", "CN": "CN, a MRI brain, ADNI2", "label": ""},
@@ -22,10 +34,7 @@ PAPER_ROWS = ["AD", "CN", "AD (no brain)", "CN (no brain)"]
 EXTRA_ROWS = ["AD (third)", "CN (third)"]
 TAIL_ROWS = ["outlier", "held-out real AD", "held-out real CN"]
 N_PER_SET = 6
-
-
-def config(**overrides) -> EvaluateConfig:
-    return stage_config(EvaluateConfig, "evaluate", **overrides)
+SEEDS = [0, 1]
 
 
 def write_npys(folder, images, group, prefix) -> pd.DataFrame:
@@ -37,12 +46,34 @@ def write_npys(folder, images, group, prefix) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def write_generated(root, train, seed) -> dict:
+    """Toy image sets of one seed: a noise image in nobrain/AD, an exact train copy in brain/CN."""
+    rng = np.random.default_rng(seed)
+    tables = {}
+    for k, condition in enumerate(CONDITIONS):
+        for group in ("AD", "CN"):
+            folder = root / f"seed{seed}" / f"{condition}_{group}"
+            images = toy_slices(group, N_PER_SET, seed=100 * seed + 10 + 2 * k + (group == "CN"))
+            if (condition, group) == ("nobrain", "AD"):
+                images[2] = rng.uniform(0, 1, images[2].shape)
+            if (condition, group) == ("brain", "CN"):
+                images[0] = io.load_npy(train["path"].iloc[-1])
+            paths = []
+            for i, image in enumerate(images):
+                paths.append(folder / f"{condition}_{group}_{i:03d}.png")
+                io.save_png_gray(paths[-1], image)
+            tables[(condition, group)] = pd.DataFrame(
+                {"path": map(str, paths), "condition": condition, "group": group, "seed": seed}
+            )
+    return tables
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A toy run: train/test slices, KDE, a briefly trained CNN, score TSVs of three conditions
-    (one noise image in nobrain/AD, one exact train copy in brain/CN) and of held-out reals."""
+    """A toy run of the whole evaluation and report chain, two replicate seeds."""
     root = tmp_path_factory.mktemp("run")
-    cfg = config(cnn_epochs=3, pca_components=10)
+    kde_cfg = stage_config(KdeConfig, "evaluate", pca_components=10)
+    judge = stage_config(JudgeConfig, "evaluate", matched_draws=5)
     train = pd.concat(
         [
             write_npys(root, toy_slices(g, 16, seed=s), g, "train")
@@ -54,78 +85,108 @@ def run(tmp_path_factory):
         [write_npys(root, toy_slices(g, 10, seed=s), g, "test") for g, s in (("AD", 3), ("CN", 4))],
         ignore_index=True,
     )
-    fit_kde(train=train, out_model=root / "kde.joblib", out_json=root / "kde.json", cfg=cfg)
+    fit_kde(train=train, out_model=root / "kde.joblib", out_json=root / "kde.json", cfg=kde_cfg)
     scans = pd.concat([train.assign(split="train"), test.assign(split="test")])
-    train_classifier(
-        scans=scans,
-        out_model=root / "cnn.pt",
-        out_metrics=root / "cnn.json",
-        out_roc=root / "roc.png",
-        out_predictions=root / "pred.tsv",
-        cfg=cfg,
-    )
-    common = dict(kde_model=root / "kde.joblib", classifier=root / "cnn.pt", train=train, cfg=cfg)
-    generated = []
-    rng = np.random.default_rng(0)
-    for k, condition in enumerate(CONDITIONS):
-        for group in ("AD", "CN"):
-            folder = root / f"{condition}_{group}"
-            images = toy_slices(group, N_PER_SET, seed=10 + 2 * k + (group == "CN"))
-            if (condition, group) == ("nobrain", "AD"):
-                images[2] = rng.uniform(0, 1, images[2].shape)
-            if (condition, group) == ("brain", "CN"):
-                images[0] = io.load_npy(train["path"].iloc[-1])
-            paths = []
-            for i, image in enumerate(images):
-                paths.append(folder / f"{condition}_{group}_{i:03d}.png")
-                io.save_png_gray(paths[-1], image)
-            table = pd.DataFrame({"path": map(str, paths), "condition": condition, "group": group})
-            generated.append(root / f"scores_{condition}_{group}.tsv")
+    scans = scans.assign(age=70.0, sex="F")
+    files = {"scores": [], "set_metrics": [], "cnn": [], "generated": []}
+    for seed in SEEDS:
+        d = root / f"seed{seed}"
+        train_classifier(
+            scans=scans,
+            out_model=d / "cnn.pt",
+            out_metrics=d / "cnn.json",
+            out_roc=d / "roc.png",
+            out_reliability=d / "reliability.png",
+            out_predictions=d / "pred.tsv",
+            cfg=stage_config(
+                ClassifierConfig, "evaluate", cnn_epochs=3, seed=seed, n_bootstrap=200
+            ),
+        )
+        common = dict(kde_model=root / "kde.joblib", classifier=d / "cnn.pt", train=train)
+        tables = write_generated(root, train, seed)
+        generated = []
+        for (condition, group), table in tables.items():
+            generated.append(d / f"scores_{condition}_{group}.tsv")
             score_images(images=table, out_tsv=generated[-1], **common)
-    real = root / "scores_real.tsv"
-    score_images(images=test.assign(condition="real"), out_tsv=real, **common)
+        score_images(images=test.assign(condition="real"), out_tsv=d / "real.tsv", **common)
+        flag_outlier_files(
+            generated=generated, real=d / "real.tsv", out_tsv=d / "scores.tsv", mad_k=5.0
+        )
+        set_metrics_file(
+            scores=d / "scores.tsv",
+            classifier=d / "cnn.pt",
+            train=train,
+            out_tsv=d / "set_metrics.tsv",
+            cfg=judge,
+        )
+        files["scores"].append(d / "scores.tsv")
+        files["set_metrics"].append(d / "set_metrics.tsv")
+        files["cnn"].append(d / "cnn.json")
+        files["generated"].append(pd.concat(tables.values(), ignore_index=True))
+    ev = root / "evaluate"
+    summarise_replicates(
+        scores=files["scores"],
+        set_metrics=files["set_metrics"],
+        cnn_metrics=files["cnn"],
+        seeds=SEEDS,
+        conditions=list(CONDITIONS),
+        n_bootstrap=200,
+        out_by_seed=ev / "by_seed.tsv",
+        out_summary=ev / "summary.tsv",
+        out_comparisons=ev / "comparisons.tsv",
+        out_verdict=ev / "verdict.json",
+    )
+    kde_sensitivity_file(
+        train=train,
+        test=test,
+        generated=pd.concat(files["generated"], ignore_index=True),
+        out_csv=ev / "kde_sensitivity.csv",
+        cfg=kde_cfg,
+    )
     out = {
         name: root / "results" / name
-        for name in ("table1.csv", "table1.md", "vs_paper.md", "metrics.csv", "outliers.tsv")
+        for name in ("csv", "md", "vs_paper", "summary_csv", "summary_md", "metrics")
     }
-    build_table1(
-        generated=generated,
-        real=real,
+    write_tables(
+        inputs={
+            "by_seed": ev / "by_seed.tsv",
+            "summary": ev / "summary.tsv",
+            "comparisons": ev / "comparisons.tsv",
+            "verdict": ev / "verdict.json",
+            "set_metrics": files["set_metrics"],
+            "sensitivity": ev / "kde_sensitivity.csv",
+            "kde": root / "kde.json",
+        },
+        outputs=out,
         conditions=CONDITIONS,
-        kde_json=root / "kde.json",
-        classifier_metrics=root / "cnn.json",
-        classifier=root / "cnn.pt",
-        train=train,
-        cfg=cfg,
         run_label="toy run",
         synthetic=True,
-        out_csv=out["table1.csv"],
-        out_md=out["table1.md"],
-        out_vs_paper=out["vs_paper.md"],
-        out_metrics=out["metrics.csv"],
-        out_outliers=out["outliers.tsv"],
-        provenance={"base model": "toy", "generation seed": 0},
+        provenance={"base model": "toy", "replicate seeds": SEEDS},
+        mad_k=5.0,
     )
-    return {"root": root, "cfg": cfg, "generated": generated, "real": real, "train": train} | out
+    return {"root": root, "train": train, "ev": ev} | files | out
 
 
 def test_table1_has_the_papers_columns_and_rows_plus_a_third_condition(run):
-    table = pd.read_csv(run["table1.csv"])
+    table = pd.read_csv(run["csv"])
     assert list(table.columns[: len(COLUMNS)]) == list(PAPER_TABLE1.columns[: len(COLUMNS)])
     assert table["generated set"].tolist() == PAPER_ROWS + EXTRA_ROWS + TAIL_ROWS
     outlier = table.set_index("generated set").loc["outlier"]
-    assert outlier["n"] == 1 and outlier["predicted AD"] == "—"
+    assert outlier["n"] >= 1 and outlier["predicted AD"] == "—"
     counts = table.set_index("generated set").loc[PAPER_ROWS + EXTRA_ROWS]
     per_set = counts["predicted AD"].astype(int) + counts["predicted CN"].astype(int)
-    assert per_set.tolist() == [N_PER_SET, N_PER_SET, N_PER_SET - 1] + [N_PER_SET] * 3
+    assert (per_set == counts["n"]).all()
+    assert (counts["n"] + counts["outliers"].astype(int) == N_PER_SET).all()
+    assert set(counts["CNN counts interpretable"]) <= {"yes", "no"}
 
 
-def test_table1_numbers_trace_back_to_the_score_tsvs(run):
-    table = pd.read_csv(run["table1.csv"]).set_index("generated set")
-    outliers = io.read_tsv(run["outliers.tsv"])
-    assert outliers["file"].tolist() == ["nobrain_AD_002.png"]
-    scores = io.read_tsv(run["generated"][2])  # nobrain / AD
-    kept = scores[~scores["path"].isin(outliers["path"])]
+def test_table1_numbers_trace_back_to_the_seed0_scores(run):
+    table = pd.read_csv(run["csv"]).set_index("generated set")
+    scores = io.read_tsv(run["scores"][0])
+    noise = scores[scores["path"].str.endswith("seed0/nobrain_AD/nobrain_AD_002.png")]
+    assert noise["outlier"].all()  # the noise image fails the outlier rule
+    part = scores[(scores["condition"] == "nobrain") & (scores["group"] == "AD")]
+    kept = part[~part["outlier"]]
     row = table.loc["AD (no brain)"]
     assert float(row["AD log-lik"]) == pytest.approx(kept["loglik_AD"].mean(), abs=1e-4)
     assert float(row["CN log-lik"]) == pytest.approx(kept["loglik_CN"].mean(), abs=1e-4)
@@ -133,78 +194,94 @@ def test_table1_numbers_trace_back_to_the_score_tsvs(run):
         (kept["loglik_CN"] > kept["loglik_AD"]).sum()
     )
     assert int(row["predicted AD"]) == int((kept["predicted"] == "AD").sum())
-    real = io.read_tsv(run["real"])
+    real = scores[(scores["condition"] == "real") & (scores["group"] == "CN")]
     assert float(table.loc["held-out real CN", "CN log-lik"]) == pytest.approx(
-        real.loc[real["group"] == "CN", "loglik_CN"].mean(), abs=1e-4
+        real.loc[~real["outlier"], "loglik_CN"].mean(), abs=1e-4
     )
+    outliers = scores[scores["outlier"] & (scores["condition"] != "real")]
     assert float(table.loc["outlier", "AD log-lik"]) == pytest.approx(
         outliers["loglik_AD"].mean(), abs=1e-4
     )
 
 
+def test_summary_pools_both_seeds(run):
+    by_seed = io.read_tsv(run["ev"] / "by_seed.tsv")
+    summary = pd.read_csv(run["summary_csv"]).set_index("set")
+    brain_ad = by_seed[(by_seed["condition"] == "brain") & (by_seed["group"] == "AD")]
+    assert sorted(brain_ad["seed"]) == SEEDS
+    assert summary.loc["AD", "n"] == brain_ad["n"].sum()
+    assert summary.loc["AD", "predicted_AD"] == brain_ad["predicted_AD"].sum()
+    assert summary.loc["AD", "loglik_AD_mean"] == pytest.approx(brain_ad["loglik_AD"].mean())
+    low, high = summary.loc["AD", ["predicted_AD_low", "predicted_AD_high"]]
+    assert 0 <= low <= summary.loc["AD", "predicted_AD_fraction"] <= high <= 1
+    md = run["summary_md"].read_text()
+    assert "Fisher" in md and "every seed same sign" in md and "**SYNTHETIC DEMO DATA" in md
+    assert "likelihood verdict" in md and "Sensitivity" in md
+
+
 def test_markdown_records_label_warning_and_choices(run):
-    md = run["table1.md"].read_text()
+    md = run["md"].read_text()
     assert "toy run" in md and "**SYNTHETIC DEMO DATA" in md
     for needle in (
         "KDE space",
-        "bandwidths",
+        "bandwidth rule shared",
         "threshold =",
-        "balanced accuracy",
-        "nobrain_AD_002.png",
+        "held-out real slices",
+        "bootstrap 95% CI",
+        "Brier",
+        "likelihood verdict",
+        "across PCA components",
     ):
-        assert needle in md
-    vs = run["vs_paper.md"].read_text()
+        assert needle in md, needle
+    vs = run["vs_paper"].read_text()
     assert "-423.95" in vs and "base model: toy" in vs and "AD (third)" in vs
     assert "| AD (no brain) |" in vs
 
 
 def test_metrics_flag_the_copied_train_slice(run):
-    metrics = pd.read_csv(run["metrics.csv"]).set_index("set")
-    assert metrics.index.tolist() == PAPER_ROWS + EXTRA_ROWS + [
+    metrics = pd.read_csv(run["metrics"])
+    first = metrics[metrics["seed"] == 0].set_index("set")
+    assert first.index.tolist() == PAPER_ROWS + EXTRA_ROWS + [
         "held-out real AD",
         "held-out real CN",
     ]
-    assert metrics.loc["CN", "n_memorized"] >= 1 and metrics.loc["CN", "nn_corr_max"] > 0.999
-    assert metrics.loc["AD (third)", "nn_corr_max"] < 0.999
-    for column in ("frechet_distance", "precision", "recall", "density", "coverage"):
-        assert metrics[column].notna().all()
+    assert first.loc["CN", "n_memorized"] >= 1 and first.loc["CN", "nn_corr_max"] > 0.999
+    assert first.loc["AD (third)", "nn_corr_max"] < 0.999
+    for column in ("frechet_distance", "kid", "precision", "recall", "density", "coverage"):
+        assert metrics[column].notna().all(), column
     assert metrics["coverage"].between(0, 1).all()
+    assert (metrics["n_matched"] <= 10).all()  # size-matched to the 10 held-out reals per class
 
 
 def test_missing_generated_set_is_an_error(run, tmp_path):
-    with pytest.raises(ValueError, match="third"):
-        build_table1(
-            generated=run["generated"][:4],
-            real=run["real"],
-            conditions=CONDITIONS,
-            kde_json=run["root"] / "kde.json",
-            classifier_metrics=run["root"] / "cnn.json",
-            classifier=run["root"] / "cnn.pt",
-            train=run["train"],
-            cfg=run["cfg"],
-            run_label="x",
-            synthetic=False,
-            out_csv=tmp_path / "t.csv",
-            out_md=tmp_path / "t.md",
-            out_vs_paper=tmp_path / "v.md",
-            out_metrics=tmp_path / "m.csv",
-            out_outliers=tmp_path / "o.tsv",
+    with pytest.raises(ValueError, match="fourth/AD"):
+        summarise_replicates(
+            scores=run["scores"][:1],
+            set_metrics=run["set_metrics"][:1],
+            cnn_metrics=run["cnn"][:1],
+            seeds=[0],
+            conditions=[*CONDITIONS, "fourth"],
+            n_bootstrap=100,
+            out_by_seed=tmp_path / "a.tsv",
+            out_summary=tmp_path / "b.tsv",
+            out_comparisons=tmp_path / "c.tsv",
+            out_verdict=tmp_path / "d.json",
         )
 
 
-def test_make_figures_writes_three_pngs(run):
-    out = {n: run["root"] / "figures" / f"{n}.png" for n in ("figure1", "hist", "memo")}
+def test_make_figures_writes_four_pngs(run):
+    out = {n: run["root"] / "figures" / f"{n}.png" for n in ("figure1", "forest", "hist", "memo")}
     make_figures(
-        generated=run["generated"],
-        real=run["real"],
+        scores=run["scores"][0],
+        set_metrics=run["set_metrics"][0],
+        summary=run["ev"] / "summary.tsv",
         conditions=CONDITIONS,
-        cfg=run["cfg"],
         run_label="toy run",
         synthetic=True,
         out_figure1=out["figure1"],
+        out_forest=out["forest"],
         out_histograms=out["hist"],
         out_memorization=out["memo"],
-        outliers=run["outliers.tsv"],
     )
     for path in out.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

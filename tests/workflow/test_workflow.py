@@ -75,8 +75,12 @@ def test_dry_run_default_config_lists_every_subject(tmp_path):
     n = config["demo"]["n_ad"] + config["demo"]["n_cn"]
     assert counts["synthesize_demo_scan"] == n
     assert counts["preprocess_scan"] == n
-    assert counts["train_dreambooth"] == 2 and counts["generate_images"] == 4
-    assert counts["table1"] == 1 and counts["figures"] == 1
+    seeds = len(config["seeds"])
+    assert seeds == 3  # the demo runs 3 replicate seeds
+    assert counts["train_dreambooth"] == 2 * seeds and counts["generate_images"] == 4 * seeds
+    assert counts["train_classifier"] == seeds and counts["fit_kde"] == 1
+    assert counts["summarise_replicates"] == 1 and counts["report_tables"] == 1
+    assert counts["figures"] == 1 and counts["kde_sensitivity"] == 1
 
 
 def test_third_condition_is_a_config_edit(tmp_path):
@@ -85,10 +89,13 @@ def test_third_condition_is_a_config_edit(tmp_path):
         "config/config.yaml",
         **{"conditions.scan": {"AD": "AD, a T1 scan", "CN": "CN, a T1 scan", "label": " (scan)"}},
     )
-    counts = job_counts(run_snakemake(tmp_path, "-n", "--configfile", str(config)).stdout)
-    assert counts["train_dreambooth"] == 3
-    assert counts["generate_images"] == 6
-    assert counts["score_generated"] == 6
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(config))
+    counts = job_counts(proc.stdout)
+    assert counts["train_dreambooth"] == 9  # 3 conditions x 3 seeds
+    assert counts["generate_images"] == 18
+    assert counts["score_generated"] == 18
+    for seed in (0, 1, 2):
+        assert f"results/models/scan/seed{seed}/pipeline" in proc.stdout
 
 
 def test_unknown_config_key_is_named(tmp_path):
@@ -146,7 +153,8 @@ def test_dry_run_adni_config_on_fixture(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["preprocess_scan"] == 7
     assert "synthesize_demo_scan" not in counts and "pretrain_demo_base" not in counts
-    assert counts["train_dreambooth"] == 2
+    assert yaml.safe_load(config.read_text())["seeds"] == [0, 1, 2]
+    assert counts["train_dreambooth"] == 6 and counts["train_classifier"] == 3
     for subject in subjects:
         assert f"results/slices/{subject}.npy" in proc.stdout
 
@@ -169,11 +177,24 @@ def test_end_to_end_small_run(tmp_path):
     results = tmp_path / "results"
     scans = (results / "cohort/scans.tsv").read_text().splitlines()
     assert len(scans) == 1 + 7
-    for name in ["table1.csv", "table1.md", "table1_vs_paper.md", "metrics.csv", "figure1.png"]:
+    for name in [
+        "table1.csv",
+        "table1.md",
+        "table1_vs_paper.md",
+        "table1_summary.csv",
+        "table1_summary.md",
+        "metrics.csv",
+        "figure1.png",
+        "figures/forest.png",
+        "evaluate/kde_sensitivity.csv",
+    ]:
         assert (results / name).stat().st_size > 0, name
     assert len(list((results / "slices").glob("*.npy"))) == 7
     assert len(list((results / "qc").glob("*.png"))) == 7
-    assert len(list((results / "generated/brain/AD").glob("*.png"))) == 4
+    for seed in (0, 1):
+        assert len(list((results / f"generated/brain/seed{seed}/AD").glob("*.png"))) == 4
+    summary = (results / "table1_summary.md").read_text()
+    assert "SYNTHETIC" in summary and "Fisher" in summary
     assert "SYNTHETIC" in (results / "table1.md").read_text().upper()
     demo_inputs = sorted(p.stat().st_mtime_ns for p in (results / "demo/ADNI").rglob("*.nii.gz"))
     report = run_snakemake(
@@ -184,6 +205,27 @@ def test_end_to_end_small_run(tmp_path):
     assert demo_inputs == sorted(
         p.stat().st_mtime_ns for p in (results / "demo/ADNI").rglob("*.nii.gz")
     )
+    # One stage's setting reruns that stage and what reads it, nothing upstream.
+    for key, value, reruns, untouched in [
+        (
+            "evaluate.outlier_mad_k",
+            3.0,
+            {"flag_outliers", "summarise_replicates", "report_tables"},
+            {"fit_kde", "train_classifier", "score_generated", "train_dreambooth"},
+        ),
+        (
+            "evaluate.ood_fraction",
+            0.9,
+            {"set_metrics", "report_tables"},
+            {"flag_outliers", "train_classifier", "fit_kde"},
+        ),
+    ]:
+        changed = write_config(
+            tmp_path / "changed.yaml", "tests/fixtures/config_small.yaml", **{key: value}
+        )
+        counts = job_counts(run_snakemake(tmp_path, "-n", "--configfile", str(changed)).stdout)
+        assert reruns <= set(counts), (key, counts)
+        assert not untouched & set(counts), (key, counts)
 
 
 def test_summary_and_dag_commands_of_the_readme(tmp_path):
@@ -200,7 +242,7 @@ def test_configfile_replaces_the_demo_config_instead_of_merging(tmp_path):
     config = adni_fixture_config(tmp_path, subjects, conditions=brain_only)
     proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config))
     counts = job_counts(proc.stdout)
-    assert counts["train_dreambooth"] == 1 and counts["generate_images"] == 2
+    assert counts["train_dreambooth"] == 3 and counts["generate_images"] == 6
     assert "results/models/nobrain" not in proc.stdout
 
 

@@ -10,7 +10,14 @@ sys.path.insert(
     0, str(Path(workflow.basedir) / "src")
 )  # brainmr without an install, too
 
+from brainmr import GROUPS  # noqa: E402
 from brainmr.cohort import scans_for_config  # noqa: E402
+from brainmr.evaluate.config import (  # noqa: E402
+    ClassifierConfig,
+    JudgeConfig,
+    KdeConfig,
+    fields_of,
+)
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 SCANS = scans_for_config(config).set_index("subject", drop=False)
@@ -20,13 +27,14 @@ SUBJECTS = SCANS.index.tolist()
 TRAIN = SCANS.index[SCANS.split == "train"].tolist()
 TEST = SCANS.index[SCANS.split == "test"].tolist()
 CONDITIONS = list(config["conditions"])
-GROUPS = ["AD", "CN"]
+SEEDS = [int(s) for s in config["seeds"]]
 
 
 wildcard_constraints:
     subject="|".join(map(re.escape, SUBJECTS)),
     condition="|".join(CONDITIONS),
     group="|".join(GROUPS),
+    seed=r"\d+",
     acq=r"\d{4}-\d{2}-\d{2}_\d{2}_\d{2}_\d{2}\.0",
     image_id=r"I\d+",
 
@@ -62,17 +70,35 @@ def prompt_of(wildcards):
     return config["conditions"][wildcards.condition][wildcards.group]
 
 
+def stage_params(cls):
+    """Only the evaluate keys a stage reads, so that other stages' settings do not rerun it."""
+    return {key: config["evaluate"][key] for key in fields_of(cls) if key != "seed"}
+
+
+KDE_PARAMS = stage_params(KdeConfig) | {"seed": config["evaluate"]["seed"]}
+JUDGE_PARAMS = stage_params(JudgeConfig) | {"seed": config["evaluate"]["seed"]}
+CLASSIFIER_PARAMS = stage_params(ClassifierConfig)  # + the replicate seed
+
+
+def replicate(section):
+    """A section of config with the replicate seed of the job's wildcards."""
+
+    def params(wildcards):
+        return config[section] | {"seed": int(wildcards.seed)}
+
+    return params
+
+
 def provenance(wildcards):
     """How the numbers were obtained, for table1_vs_paper.md."""
     return {
         "data": config["cohort"]["source"],
         "synthetic": config["synthetic"],
         "base_model": config["base_model"],
+        "replicate seeds": SEEDS,
         "dreambooth_steps": config["dreambooth"]["max_train_steps"],
-        "dreambooth_seed": config["dreambooth"]["seed"],
         "resolution": config["dreambooth"]["resolution"],
         "n_images": config["generate"]["n_images"],
-        "generate_seed": config["generate"]["seed"],
         "scheduler": config["generate"]["scheduler"],
         "steps": config["generate"]["num_inference_steps"],
         "guidance_scale": config["generate"]["guidance_scale"],
@@ -80,16 +106,25 @@ def provenance(wildcards):
     }
 
 
-def image_sets():
+def per_seed(pattern, **wildcards):
+    return expand(pattern, seed=SEEDS, allow_missing=True, **wildcards)
+
+
+def score_tables(wildcards):
+    """The generated sets' score tables of one replicate seed."""
     return expand(
-        "results/generated/{condition}/{group}", condition=CONDITIONS, group=GROUPS
+        "results/evaluate/seed{seed}/scores/{condition}_{group}.tsv",
+        seed=wildcards.seed,
+        condition=CONDITIONS,
+        group=GROUPS,
     )
 
 
-def score_tables():
+def image_dirs():
     return expand(
-        "results/evaluate/scores/{condition}_{group}.tsv",
+        "results/generated/{condition}/seed{seed}/{group}",
         condition=CONDITIONS,
+        seed=SEEDS,
         group=GROUPS,
     )
 
@@ -100,8 +135,17 @@ def all_targets():
         "results/table1.csv",
         "results/table1.md",
         "results/table1_vs_paper.md",
+        "results/table1_summary.csv",
+        "results/table1_summary.md",
         "results/metrics.csv",
+        "results/evaluate/kde_sensitivity.csv",
         "results/figure1.png",
+        "results/figures/forest.png",
         "results/figures/likelihood_histograms.png",
         "results/figures/memorization.png",
     ]
+
+
+def generation_params(wildcards):
+    """Image i of replicate seed s comes from generator seed 10000 s + i (n_images <= 10000)."""
+    return config["generate"] | {"seed": 10000 * int(wildcards.seed)}

@@ -1,5 +1,6 @@
 # The demo base (built from configs, pretrained on a separate synthetic corpus) and one DreamBooth
-# model per prompt condition, trained on the train slices of both classes with their prompts.
+# model per prompt condition and replicate seed, trained on the train slices of both classes with
+# their prompts.
 
 
 rule demo_pretrain_corpus:
@@ -44,7 +45,7 @@ rule pretrain_demo_base:
         "results/benchmarks/pretrain_demo_base.tsv"
     conda:
         "../../envs/diffusion.yaml"
-    threads: 2
+    threads: config["job_threads"]
     resources:
         gpu=1,
         mem_mb=8000,
@@ -61,20 +62,20 @@ rule train_dreambooth:
         scans=rules.scans_sheet.output[0],
         slices=slices_of(TRAIN),
     output:
-        model=directory("results/models/{condition}/pipeline"),
-        loss="results/models/{condition}/loss.tsv",
+        model=directory("results/models/{condition}/seed{seed}/pipeline"),
+        loss="results/models/{condition}/seed{seed}/loss.tsv",
         loss_plot=report(
-            "results/models/{condition}/loss.png",
+            "results/models/{condition}/seed{seed}/loss.png",
             category="DreamBooth",
             caption="../report/loss.rst",
         ),
     log:
-        "results/logs/train_dreambooth/{condition}.log",
+        "results/logs/train_dreambooth/{condition}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/train_dreambooth/{condition}.tsv"
+        "results/benchmarks/train_dreambooth/{condition}/seed{seed}.tsv"
     conda:
         "../../envs/diffusion.yaml"
-    threads: 2
+    threads: config["job_threads"]
     resources:
         gpu=1,
         mem_mb=32000,
@@ -82,7 +83,7 @@ rule train_dreambooth:
     params:
         base_model=config["base_model"],
         prompts=prompts_of,
-        dreambooth=config["dreambooth"],
-        work_dir="results/models/{condition}",
+        dreambooth=replicate("dreambooth"),
+        work_dir="results/models/{condition}/seed{seed}",
     script:
         "../scripts/train_dreambooth.py"

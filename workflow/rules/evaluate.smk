@@ -1,5 +1,6 @@
-# KDE (PCA + Gaussian KDE per class) and a CNN, both fitted on real train slices; per-image scores
-# of every generated set and of the held-out real slices; Table 1, Figure 1 and the extra checks.
+# The judges, fitted on real train slices: one KDE (PCA + Gaussian KDE per class) and one CNN per
+# replicate seed. Per-image scores of every generated set and of the held-out real slices, then
+# outliers, per-set metrics and the summary across seeds. Reporting (report.smk) only formats.
 
 
 rule fit_kde:
@@ -16,7 +17,7 @@ rule fit_kde:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        evaluate=config["evaluate"],
+        kde=KDE_PARAMS,
     script:
         "../scripts/fit_kde.py"
 
@@ -26,27 +27,34 @@ rule train_classifier:
         scans=rules.scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
     output:
-        model="results/evaluate/classifier/model.pt",
-        metrics="results/evaluate/classifier/metrics.json",
+        model="results/evaluate/seed{seed}/classifier/model.pt",
+        metrics="results/evaluate/seed{seed}/classifier/metrics.json",
         roc=report(
-            "results/evaluate/classifier/roc.png",
+            "results/evaluate/seed{seed}/classifier/roc.png",
             category="CNN",
+            subcategory="seed {seed}",
             caption="../report/roc.rst",
         ),
-        predictions="results/evaluate/classifier/test_predictions.tsv",
+        reliability=report(
+            "results/evaluate/seed{seed}/classifier/reliability.png",
+            category="CNN",
+            subcategory="seed {seed}",
+            caption="../report/reliability.rst",
+        ),
+        predictions="results/evaluate/seed{seed}/classifier/test_predictions.tsv",
     log:
-        "results/logs/train_classifier.log",
+        "results/logs/train_classifier/seed{seed}.log",
     benchmark:
-        "results/benchmarks/train_classifier.tsv"
+        "results/benchmarks/train_classifier/seed{seed}.tsv"
     conda:
         "../../envs/evaluate.yaml"
-    threads: 2
+    threads: config["job_threads"]
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=60,
     params:
-        evaluate=config["evaluate"],
+        classifier=lambda wildcards: CLASSIFIER_PARAMS | {"seed": int(wildcards.seed)},
     script:
         "../scripts/train_classifier.py"
 
@@ -59,17 +67,17 @@ rule score_generated:
         scans=rules.scans_sheet.output[0],
         slices=slices_of(TRAIN),
     output:
-        "results/evaluate/scores/{condition}_{group}.tsv",
+        temp("results/evaluate/seed{seed}/scores/{condition}_{group}.tsv"),
     log:
-        "results/logs/score_generated/{condition}_{group}.log",
+        "results/logs/score_generated/seed{seed}/{condition}_{group}.log",
     benchmark:
-        "results/benchmarks/score_generated/{condition}_{group}.tsv"
+        "results/benchmarks/score_generated/seed{seed}/{condition}_{group}.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:
-        evaluate=config["evaluate"],
+        batch_size=config["evaluate"]["cnn_batch_size"],
     script:
-        "../scripts/score_generated.py"
+        "../scripts/score_images.py"
 
 
 rule score_real:
@@ -79,85 +87,91 @@ rule score_real:
         scans=rules.scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
     output:
-        "results/evaluate/scores/real_test.tsv",
+        temp("results/evaluate/seed{seed}/scores/real_test.tsv"),
     log:
-        "results/logs/score_real.log",
+        "results/logs/score_real/seed{seed}.log",
     benchmark:
-        "results/benchmarks/score_real.tsv"
+        "results/benchmarks/score_real/seed{seed}.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:
-        evaluate=config["evaluate"],
+        batch_size=config["evaluate"]["cnn_batch_size"],
     script:
-        "../scripts/score_real.py"
+        "../scripts/score_images.py"
 
 
-rule table1:
+rule flag_outliers:
     input:
-        generated=score_tables(),
+        generated=score_tables,
         real=rules.score_real.output[0],
-        kde=rules.fit_kde.output.summary,
-        metrics=rules.train_classifier.output.metrics,
+    output:
+        "results/evaluate/seed{seed}/scores.tsv",
+    log:
+        "results/logs/flag_outliers/seed{seed}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        mad_k=config["evaluate"]["outlier_mad_k"],
+    script:
+        "../scripts/flag_outliers.py"
+
+
+rule set_metrics:
+    input:
+        scores=rules.flag_outliers.output[0],
         classifier=rules.train_classifier.output.model,
+        scans=rules.scans_sheet.output[0],
+        slices=slices_of(TRAIN),
+    output:
+        "results/evaluate/seed{seed}/set_metrics.tsv",
+    log:
+        "results/logs/set_metrics/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/set_metrics/seed{seed}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        judge=JUDGE_PARAMS,
+    script:
+        "../scripts/set_metrics.py"
+
+
+rule kde_sensitivity:
+    input:
+        images=image_dirs(),
         scans=rules.scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
     output:
-        csv=report(
-            "results/table1.csv", category="Table 1", caption="../report/table1.rst"
-        ),
-        md="results/table1.md",
-        vs_paper="results/table1_vs_paper.md",
-        metrics=report(
-            "results/metrics.csv",
-            category="Beyond the paper",
-            caption="../report/metrics.rst",
-        ),
-        outliers="results/evaluate/outliers.tsv",
+        "results/evaluate/kde_sensitivity.csv",
     log:
-        "results/logs/table1.log",
+        "results/logs/kde_sensitivity.log",
     benchmark:
-        "results/benchmarks/table1.tsv"
+        "results/benchmarks/kde_sensitivity.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:
-        conditions=config["conditions"],
-        evaluate=config["evaluate"],
-        run_label=config["run_label"],
-        synthetic=config["synthetic"],
-        provenance=provenance,
+        kde=KDE_PARAMS,
     script:
-        "../scripts/table1.py"
+        "../scripts/kde_sensitivity.py"
 
 
-rule figures:
+rule summarise_replicates:
     input:
-        generated=score_tables(),
-        real=rules.score_real.output[0],
-        outliers=rules.table1.output.outliers,
+        scores=per_seed(rules.flag_outliers.output[0]),
+        set_metrics=per_seed(rules.set_metrics.output[0]),
+        cnn=per_seed(rules.train_classifier.output.metrics),
     output:
-        figure1=report(
-            "results/figure1.png", category="Figure 1", caption="../report/figure1.rst"
-        ),
-        histograms=report(
-            "results/figures/likelihood_histograms.png",
-            category="Figure 1",
-            caption="../report/histograms.rst",
-        ),
-        memorization=report(
-            "results/figures/memorization.png",
-            category="Beyond the paper",
-            caption="../report/memorization.rst",
-        ),
+        by_seed="results/evaluate/table1_by_seed.tsv",
+        summary="results/evaluate/table1_summary.tsv",
+        comparisons="results/evaluate/comparisons.tsv",
+        verdict="results/evaluate/verdict.json",
     log:
-        "results/logs/figures.log",
-    benchmark:
-        "results/benchmarks/figures.tsv"
+        "results/logs/summarise_replicates.log",
     conda:
         "../../envs/evaluate.yaml"
     params:
-        conditions=config["conditions"],
-        evaluate=config["evaluate"],
-        run_label=config["run_label"],
-        synthetic=config["synthetic"],
+        seeds=SEEDS,
+        conditions=CONDITIONS,
+        n_bootstrap=config["evaluate"]["n_bootstrap"],
     script:
-        "../scripts/figures.py"
+        "../scripts/summarise_replicates.py"

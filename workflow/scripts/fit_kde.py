@@ -3,7 +3,7 @@ import _brainmr_path  # noqa: F401
 from snakemake.script import snakemake
 
 from brainmr.cohort import slice_table
-from brainmr.evaluate import EvaluateConfig, fit_kde
+from brainmr.evaluate import KdeConfig, fit_kde
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 
@@ -13,5 +13,5 @@ fit_kde(
     train=slices[slices.split == "train"],
     out_model=snakemake.output.model,
     out_json=snakemake.output.summary,
-    cfg=EvaluateConfig(**snakemake.params.evaluate),
+    cfg=KdeConfig(**snakemake.params.kde),
 )

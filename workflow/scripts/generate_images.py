@@ -13,6 +13,5 @@ generate_images(
     group=snakemake.wildcards.group,
     out_dir=snakemake.output.images,
     cfg=GenerateConfig(**snakemake.params.generate),
-    image_size=snakemake.params.image_size,
     threads=snakemake.threads,
 )

@@ -3,7 +3,7 @@ import _brainmr_path  # noqa: F401
 from snakemake.script import snakemake
 
 from brainmr.cohort import slice_table
-from brainmr.evaluate import EvaluateConfig, train_classifier
+from brainmr.evaluate import ClassifierConfig, train_classifier
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 
@@ -13,7 +13,8 @@ train_classifier(
     out_model=snakemake.output.model,
     out_metrics=snakemake.output.metrics,
     out_roc=snakemake.output.roc,
+    out_reliability=snakemake.output.reliability,
     out_predictions=snakemake.output.predictions,
-    cfg=EvaluateConfig(**snakemake.params.evaluate),
+    cfg=ClassifierConfig(**snakemake.params.classifier),
     threads=snakemake.threads,
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -228,13 +227,3 @@ def write_collection_csv(path: str | Path, collection: pd.DataFrame) -> None:
     )
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False, quoting=1)
-
-
-def subjects_of(
-    table: pd.DataFrame, split: str | None = None, groups: Iterable[str] = ("AD", "CN")
-):
-    """Subject ids of a scans sheet, optionally of one split."""
-    rows = table[table.group.isin(list(groups))]
-    if split is not None:
-        rows = rows[rows.split == split]
-    return rows.subject.tolist()

@@ -33,3 +33,19 @@ def generated_table(images_dir: str | Path) -> pd.DataFrame:
     images_dir = Path(images_dir)
     manifest = pd.read_csv(images_dir / "manifest.tsv", sep="\t", dtype={"prompt": str})
     return manifest.assign(path=[str(images_dir / f) for f in manifest.file])
+
+
+def replicate_seed(images_dir: str | Path) -> int:
+    """The replicate seed of a generated set's folder (results/generated/<c>/seed<s>/<group>)."""
+    name = Path(images_dir).parent.name
+    if not (name.startswith("seed") and name[4:].isdigit()):
+        raise ValueError(f"{images_dir}: not in a seed<N> folder")
+    return int(name[4:])
+
+
+def generated_sets(images_dirs: list[str | Path]) -> pd.DataFrame:
+    """Every image of several generated sets, with its set's replicate ``seed``."""
+    frames = [generated_table(d).assign(seed=replicate_seed(d)) for d in images_dirs]
+    if not frames:
+        raise ValueError("no generated image folders given")
+    return pd.concat(frames, ignore_index=True)

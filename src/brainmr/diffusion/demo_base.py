@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from brainmr import io
+from brainmr import SLICE_SIZE, io
 from brainmr.diffusion.common import (
     resize_image,
     set_cpu_threads,
@@ -30,7 +30,6 @@ from brainmr.diffusion.config import DemoBaseConfig
 
 log = logging.getLogger(__name__)
 
-SLICE_SIZE = 160  # slices are 160 x 160 at 1 mm, like the cohort's
 BRAIN_CAPTIONS = (
     "a MRI brain",
     "a MRI brain",

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from brainmr import io
+from brainmr import SLICE_SIZE, io
 from brainmr.diffusion.common import device_and_dtype, resize_image, rgb_to_gray, set_cpu_threads
 from brainmr.diffusion.config import GenerateConfig
 
@@ -104,7 +104,7 @@ def generate_images(
     group: str,
     out_dir: Path,
     cfg: GenerateConfig,
-    image_size: int = 160,
+    image_size: int = SLICE_SIZE,
     threads: int = 1,
 ) -> None:
     """Write ``cfg.n_images`` images of ``prompt`` (8-bit grayscale PNGs, image_size squared)
@@ -130,7 +130,7 @@ def generate_images(
 
 
 def regenerate_image(
-    *, model_dir: Path, prompt: str, index: int, cfg: GenerateConfig, image_size: int = 160
+    *, model_dir: Path, prompt: str, index: int, cfg: GenerateConfig, image_size: int = SLICE_SIZE
 ) -> np.ndarray:
     """Image ``index`` of a ``generate_images`` run, alone: (image_size, image_size) in [0, 1],
     before 8-bit rounding."""

@@ -21,9 +21,10 @@ from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 from torch import nn
 from tqdm.auto import tqdm
 
-from brainmr import io
-from brainmr.evaluate.config import EvaluateConfig
+from brainmr import GROUPS, io
+from brainmr.evaluate.config import ClassifierConfig
 from brainmr.evaluate.images import load_normalised, require_columns, require_groups
+from brainmr.evaluate.stats import bootstrap_binary_metrics, reliability_table, split_balance
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def fit_cnn(
     train_labels: np.ndarray,
     val_images: np.ndarray,
     val_labels: np.ndarray,
-    cfg: EvaluateConfig,
+    cfg: ClassifierConfig,
     arch: dict | None = None,
     device: torch.device | None = None,
 ) -> tuple[SliceCNN, dict]:
@@ -261,6 +262,25 @@ def plot_roc(labels: np.ndarray, prob_ad: np.ndarray, auc: float | None, title: 
     return fig
 
 
+def plot_reliability(table: pd.DataFrame, brier: float, title: str):
+    """Observed fraction of AD against mean predicted P(AD) per bin, with each bin's n."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfect calibration")
+    kept = table[table["n"] > 0]
+    ax.plot(kept["mean_prob"], kept["fraction_AD"], "o-", label=f"CNN (Brier {brier:.3f})")
+    for row in kept.itertuples():
+        ax.annotate(f"n={row.n}", (row.mean_prob, row.fraction_AD), fontsize=7)
+    ax.set(xlabel="mean predicted P(AD)", ylabel="observed fraction AD", xlim=(0, 1), ylim=(0, 1))
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
 def save_classifier(path: Path, model: SliceCNN, info: dict) -> None:
     payload = {
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -297,8 +317,9 @@ def train_classifier(
     out_model: Path,
     out_metrics: Path,
     out_roc: Path,
+    out_reliability: Path,
     out_predictions: Path,
-    cfg: EvaluateConfig,
+    cfg: ClassifierConfig,
     threads: int = 1,
 ) -> None:
     """Train on split == train (validation by subject), report on split == test."""
@@ -310,7 +331,7 @@ def train_classifier(
     torch.set_num_threads(max(1, threads))
     train = scans[scans["split"] == "train"].reset_index(drop=True)
     test = scans[scans["split"] == "test"].reset_index(drop=True)
-    missing = sorted({"AD", "CN"} - set(train["group"]))
+    missing = sorted(set(GROUPS) - set(train["group"]))
     if missing:
         raise ValueError(f"classifier scans table: the train split has no {missing} slices")
     if test.empty:
@@ -327,9 +348,17 @@ def train_classifier(
     counts = {
         f"n_{part}_{g}": int(np.sum(frame["group"] == g))
         for part, frame in (("fit", train[~is_val]), ("val", train[is_val]), ("test", test))
-        for g in ("AD", "CN")
+        for g in GROUPS
     }
     metrics |= counts | {k: v for k, v in info.items() if k != "history"}
+    # Intervals: a handful of test subjects gives a wide one, and the reader must see how wide.
+    boot = bootstrap_binary_metrics(test_labels, prob, n_boot=cfg.n_bootstrap, seed=cfg.seed)
+    metrics |= {f"bootstrap_{k}": v for k, v in boot.items()} | {"brier": boot["brier"]}
+    reliability = reliability_table(test_labels, prob)
+    metrics["reliability"] = reliability.to_dict(orient="records")
+    metrics["split_balance"] = split_balance(train, test)
+    for warning in metrics["split_balance"]["warnings"]:
+        log.warning("train/test split: %s", warning)
     metrics |= {"seed": cfg.seed, "history": info["history"]}
     log.info(
         "CNN test: accuracy %.3f, balanced %.3f, AUC %s",
@@ -346,3 +375,4 @@ def train_classifier(
     io.write_tsv(out_predictions, predictions)
     title = f"AD/CN CNN, held-out test (n={len(test)})"
     io.save_figure(out_roc, plot_roc(test_labels, prob, metrics["roc_auc"], title))
+    io.save_figure(out_reliability, plot_reliability(reliability, metrics["brier"], title))

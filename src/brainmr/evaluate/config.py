@@ -1,20 +1,59 @@
+"""Frozen configs of the evaluation stages. One schema section (``evaluate``) feeds them all; each
+rule passes only its own stage's keys, so changing, say, the outlier rule does not refit the KDE
+or retrain the CNN. Defaults live in the schema alone."""
+
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class KdeConfig:
+    """PCA + Gaussian KDE per class, and the sensitivity table's variants."""
+
     pca_components: int
     bandwidth: float | None
-    bandwidth_grid: list[float]
-    outlier_quantile: float
-    outlier_margin: float
-    memorization_quantile: float
+    bandwidth_rule: str
+    bandwidth_bounds: list[float]
+    kde_balance: str
+    kde_balance_repeats: int
+    sensitivity_pca_components: list[int]
+    seed: int
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The 2-D AD/CN CNN (trained once per replicate seed) and its held-out intervals."""
+
     cnn_epochs: int
     cnn_batch_size: int
     cnn_learning_rate: float
     cnn_patience: int
     cnn_val_fraction: float
-    knn_k: int
+    n_bootstrap: int
     seed: int
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Memorization, fidelity/diversity and the out-of-distribution guard of set_metrics."""
+
+    memorization_quantile: float
+    ood_fraction: float
+    matched_draws: int
+    knn_k: int
+    cnn_batch_size: int
+    seed: int
+
+
+def fields_of(cls: type) -> list[str]:
+    """The config keys a stage reads (what its rule passes as params)."""
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def from_section(cls: type, section: dict[str, Any], **overrides: Any):
+    """A stage config from a (validated) config section, ignoring other stages' keys."""
+    names = set(fields_of(cls))
+    return cls(**{k: v for k, v in (section | overrides).items() if k in names})

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from brainmr import io
+from brainmr import SLICE_SIZE, io
 
-IMAGE_SIZE = 160
+IMAGE_SIZE = SLICE_SIZE  # every image the evaluation reads is a slice-sized image
 FOREGROUND_LEVEL = 0.05
 NORMALISE_PERCENTILE = 99.5
 MIN_FOREGROUND_FRACTION = 0.01

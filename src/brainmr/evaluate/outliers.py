@@ -1,20 +1,32 @@
 """The outlier rule (paper 2.3, 3): images that clearly failed have a much lower likelihood.
 
 An image's best log-likelihood is its larger log-likelihood over the two class KDEs. With the
-best log-likelihoods of the held-out real slices as reference,
+held-out real slices' best log-likelihoods as reference,
 
-    threshold = quantile(real best log-likelihoods, cfg.outlier_quantile) - cfg.outlier_margin
+    threshold = median - k x MAD (normal-scaled) of the held-out reals' best log-likelihoods
 
-and an image is an outlier when its best log-likelihood < threshold. Since the threshold is at or
-below that quantile, at most a share cfg.outlier_quantile of held-out reals can fall below it.
+and an image is an outlier when its best log-likelihood < threshold. The rule scales with the KDE
+space (dimension, bandwidth, spread), unlike a fixed margin in nats, and it is applied to the
+held-out real rows too, so the table says how many reals it would flag.
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-RULE = "best log-likelihood < quantile(held-out real best log-likelihood, q) - margin"
+from brainmr import io
+from brainmr.evaluate.images import require_columns
+from brainmr.evaluate.scoring import SCORE_COLUMNS
+from brainmr.evaluate.stats import robust_low_threshold
+
+log = logging.getLogger(__name__)
+
+RULE = "best log-likelihood < median - k x MAD of the held-out reals' best log-likelihoods"
+REAL_CONDITION = "real"  # the ``condition`` of held-out real slices in score tables
 
 
 def best_loglik(scores: pd.DataFrame) -> np.ndarray:
@@ -22,12 +34,56 @@ def best_loglik(scores: pd.DataFrame) -> np.ndarray:
     return np.maximum(scores["loglik_AD"].to_numpy(float), scores["loglik_CN"].to_numpy(float))
 
 
-def outlier_threshold(real_best: np.ndarray, quantile: float, margin: float) -> float:
+def outlier_threshold(real_best: np.ndarray, mad_k: float) -> float:
     real_best = np.asarray(real_best, dtype=float)
     if real_best.size == 0:
         raise ValueError("outlier threshold needs at least one held-out real slice")
-    return float(np.quantile(real_best, quantile) - margin)
+    return robust_low_threshold(real_best, mad_k)
 
 
-def flag_outliers(best: np.ndarray, threshold: float) -> np.ndarray:
-    return np.asarray(best, dtype=float) < threshold
+def read_scores(paths: list[Path], what: str) -> pd.DataFrame:
+    """Concatenate per-image score tables, checking their columns."""
+    frames = []
+    for path in paths:
+        table = io.read_tsv(path)
+        require_columns(table, SCORE_COLUMNS, f"score table {path}")
+        frames.append(table.astype({"condition": str, "group": str, "path": str}))
+    if not frames:
+        raise ValueError(f"no {what} score tables given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def flag_outliers(generated: pd.DataFrame, real: pd.DataFrame, mad_k: float) -> pd.DataFrame:
+    """Generated and held-out real scores in one table, with best_loglik, threshold, outlier."""
+    if (real["condition"] != REAL_CONDITION).any():
+        raise ValueError(f"held-out real scores must have condition {REAL_CONDITION!r}")
+    if (generated["condition"] == REAL_CONDITION).any():
+        raise ValueError(f"a prompt condition may not be called {REAL_CONDITION!r}")
+    scores = pd.concat([generated, real], ignore_index=True)
+    scores["best_loglik"] = best_loglik(scores)
+    threshold = outlier_threshold(best_loglik(real), mad_k)
+    scores["threshold"] = threshold
+    scores["outlier"] = scores["best_loglik"] < threshold
+    return scores
+
+
+def flag_outlier_files(
+    *, generated: list[Path], real: Path, out_tsv: Path, mad_k: float
+) -> pd.DataFrame:
+    """Read one seed's score tables, flag outliers, write them all to ``out_tsv``."""
+    scores = flag_outliers(
+        read_scores([Path(p) for p in generated], "generated"),
+        read_scores([Path(real)], "held-out real"),
+        mad_k,
+    )
+    is_real = scores["condition"] == REAL_CONDITION
+    log.info(
+        "outlier threshold %.2f: %d of %d generated, %d of %d held-out real flagged",
+        scores["threshold"].iloc[0],
+        int(scores.loc[~is_real, "outlier"].sum()),
+        int((~is_real).sum()),
+        int(scores.loc[is_real, "outlier"].sum()),
+        int(is_real.sum()),
+    )
+    io.write_tsv(out_tsv, scores)
+    return scores

@@ -1,5 +1,5 @@
-"""Per-image scores: KDE log-likelihoods, CNN P(AD), nearest training slice. Every number in
-Table 1 and metrics.csv is computed from the TSVs written here."""
+"""Per-image scores: KDE log-likelihoods, CNN P(AD), nearest training slice (correlation inside
+the brain mask). Every number in Table 1 and metrics.csv is computed from the TSVs written here."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 
 from brainmr import io
 from brainmr.evaluate.classifier import load_classifier, predict_proba
-from brainmr.evaluate.config import EvaluateConfig
 from brainmr.evaluate.images import flatten, load_normalised, require_columns, require_groups
 from brainmr.evaluate.kde import load_kde
+from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +32,6 @@ SCORE_COLUMNS = [
 ]
 
 
-def standardise_rows(pixels: np.ndarray) -> np.ndarray:
-    """Zero-mean, unit-norm rows, so a dot product is a Pearson correlation (flat rows -> 0)."""
-    centred = pixels - pixels.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(centred, axis=1, keepdims=True)
-    return (centred / np.where(norm > 0, norm, 1.0)).astype(np.float32)
-
-
-def nearest_neighbours(query: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index and Pearson correlation of each query row's most correlated reference row."""
-    corr = standardise_rows(query) @ standardise_rows(reference).T
-    index = np.argmax(corr, axis=1)
-    return index, corr[np.arange(len(query)), index].astype(np.float64)
-
-
 def score_images(
     *,
     images: pd.DataFrame,
@@ -53,7 +39,7 @@ def score_images(
     classifier: Path,
     train: pd.DataFrame,
     out_tsv: Path,
-    cfg: EvaluateConfig,
+    batch_size: int = 64,
     threads: int = 1,
 ) -> None:
     """Score each image (columns path, condition, group; .png or .npy) against the KDEs, the CNN
@@ -67,9 +53,11 @@ def score_images(
     stack = load_normalised(images["path"])
     pixels = flatten(stack)
     loglik = load_kde(Path(kde_model)).score(pixels)
-    prob = predict_proba(load_classifier(Path(classifier)), stack, cfg.cnn_batch_size)
+    prob = predict_proba(load_classifier(Path(classifier)), stack, batch_size)
     train_paths = train["path"].astype(str).to_numpy()
-    nn_index, nn_corr = nearest_neighbours(pixels, flatten(load_normalised(train_paths)))
+    train_pixels = flatten(load_normalised(train_paths))
+    # Inside the brain only: the shared black background makes any two aligned slices correlate.
+    nn_index, nn_corr = masked_nearest_neighbours(pixels, train_pixels, brain_mask(train_pixels))
     scores = pd.DataFrame(
         {
             "path": images["path"].astype(str).to_numpy(),

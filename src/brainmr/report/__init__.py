@@ -1,6 +1,7 @@
-"""brainmr.report: Table 1 (and its comparison with the paper), extra metrics, figures."""
+"""brainmr.report: Table 1, its summary across seeds and its comparison with the paper, extra
+metrics and figures, all formatted from the evaluation's tables (nothing is computed here)."""
 
 from brainmr.report.figures import make_figures
-from brainmr.report.table1 import build_table1
+from brainmr.report.tables import write_tables
 
-__all__ = ["build_table1", "make_figures"]
+__all__ = ["make_figures", "write_tables"]

@@ -1,5 +1,6 @@
-"""Figure 1 (real beside generated images), likelihood histograms, memorization pairs.
-All read the per-image score TSVs, so they show exactly what the tables count."""
+"""Figure 1 (real beside generated images), likelihood histograms, memorization pairs, and the
+forest plot of Table 1's fractions across seeds. All read the evaluation's tables, so they show
+exactly what the tables count."""
 
 from __future__ import annotations
 
@@ -13,12 +14,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from brainmr import io  # noqa: E402
-from brainmr.evaluate.config import EvaluateConfig  # noqa: E402
+from brainmr import GROUPS, io  # noqa: E402
 from brainmr.evaluate.images import load_image  # noqa: E402
-from brainmr.evaluate.metrics import memorization_threshold  # noqa: E402
-from brainmr.evaluate.outliers import best_loglik, outlier_threshold  # noqa: E402
-from brainmr.report.table1 import GROUPS, REAL_LABEL, read_scores, row_label  # noqa: E402
+from brainmr.evaluate.outliers import REAL_CONDITION, best_loglik  # noqa: E402
+from brainmr.evaluate.replicates import OUTLIER_SET  # noqa: E402
+from brainmr.report.tables import REAL_LABEL, row_label, set_label  # noqa: E402
 
 OUTLIER_COLOUR = "tab:red"
 
@@ -182,41 +182,70 @@ def memorization_figure(
     return fig
 
 
+def forest_plot(summary: pd.DataFrame, conditions: Mapping, run_label: str, synthetic: bool):
+    """Predicted-AD fraction (CNN) and misclassified fraction (likelihood) per set: pooled over
+    seeds with Wilson 95% intervals; sets whose CNN counts are not interpretable are hollow."""
+    sets = summary[summary["condition"] != OUTLIER_SET].reset_index(drop=True)
+    labels = [set_label(r.condition, r.group, conditions) for r in sets.itertuples()]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(sets) + 1.8), sharey=True)
+    y = np.arange(len(sets))[::-1]
+    panels = [
+        ("predicted_AD", "fraction predicted AD (CNN)"),
+        ("misclassified", "fraction misclassified (likelihood)"),
+    ]
+    for ax, (column, title) in zip(axes, panels, strict=True):
+        for yi, row in zip(y, sets.itertuples(), strict=True):
+            value = getattr(row, f"{column}_fraction")
+            low, high = getattr(row, f"{column}_low"), getattr(row, f"{column}_high")
+            trusted = column != "predicted_AD" or bool(row.cnn_interpretable)
+            colour = "grey" if row.condition == REAL_CONDITION else "tab:blue"
+            ax.errorbar(
+                value,
+                yi,
+                xerr=[[value - low], [high - value]],
+                fmt="o",
+                color=colour,
+                mfc=colour if trusted else "white",
+                capsize=3,
+            )
+        ax.axvline(0.5, color="lightgrey", lw=1, ls=":")
+        ax.set(xlim=(-0.02, 1.02), xlabel=title)
+    axes[0].set_yticks(y, labels, fontsize=8)
+    text = "Pooled over seeds, Wilson 95% intervals; hollow: CNN counts not interpretable (OOD)"
+    fig.suptitle(_title(text, run_label, synthetic), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def make_figures(
     *,
-    generated: list[Path],
-    real: Path,
+    scores: Path,
+    set_metrics: Path,
+    summary: Path,
     conditions: Mapping,
-    cfg: EvaluateConfig,
     run_label: str,
     synthetic: bool,
     out_figure1: Path,
+    out_forest: Path,
     out_histograms: Path,
     out_memorization: Path,
-    outliers: Path | None = None,
 ) -> None:
-    """Figures from the per-image score TSVs (``generated``: one per condition x group, ``real``:
-    held-out real slices). Thresholds are recomputed from ``real`` with the same rules as
-    build_table1; ``outliers`` (its outlier TSV) only marks images, if given."""
-    generated_scores = read_scores([Path(p) for p in generated], "generated")
-    real_scores = read_scores([Path(real)], "held-out real")
-    threshold = outlier_threshold(
-        best_loglik(real_scores), cfg.outlier_quantile, cfg.outlier_margin
-    )
-    if outliers is not None:
-        outlier_files = set(io.read_tsv(outliers)["path"].astype(str))
-    else:
-        outlier_files = set(generated_scores.loc[best_loglik(generated_scores) < threshold, "path"])
-    mem = memorization_threshold(real_scores["nn_corr"].to_numpy(float), cfg.memorization_quantile)
+    """Figures of the first seed's flagged scores (Figure 1, histograms, memorization) and of the
+    summary across seeds (forest plot). Thresholds are read, never recomputed."""
+    table = io.read_tsv(scores).astype({"condition": str, "group": str, "path": str})
+    is_real = table["condition"] == REAL_CONDITION
+    generated, real = table[~is_real], table[is_real]
+    threshold = float(table["threshold"].iloc[0])
+    outlier_files = set(generated.loc[generated["outlier"], "path"])
+    mem = float(io.read_tsv(set_metrics)["memorization_threshold"].iloc[0])
     io.save_figure(
-        out_figure1,
-        figure1(generated_scores, real_scores, conditions, outlier_files, run_label, synthetic),
+        out_figure1, figure1(generated, real, conditions, outlier_files, run_label, synthetic)
     )
     io.save_figure(
-        out_histograms,
-        histograms(generated_scores, real_scores, conditions, threshold, run_label, synthetic),
+        out_histograms, histograms(generated, real, conditions, threshold, run_label, synthetic)
     )
     io.save_figure(
-        out_memorization,
-        memorization_figure(generated_scores, mem, conditions, run_label, synthetic),
+        out_memorization, memorization_figure(generated, mem, conditions, run_label, synthetic)
     )
+    summary_table = io.read_tsv(summary).astype({"condition": str}).fillna({"group": ""})
+    io.save_figure(out_forest, forest_plot(summary_table, conditions, run_label, synthetic))

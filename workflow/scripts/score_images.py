@@ -4,17 +4,20 @@ from snakemake.script import snakemake
 
 from brainmr.cohort import slice_table
 from brainmr.cohort.sets import generated_table
-from brainmr.evaluate import EvaluateConfig, score_images
+from brainmr.evaluate import score_images
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
 slices = slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices)
+is_generated = hasattr(snakemake.input, "images")  # score_generated; score_real: test slices
 score_images(
-    images=generated_table(snakemake.input.images),
+    images=generated_table(snakemake.input.images)
+    if is_generated
+    else slices[slices.split == "test"].assign(condition="real"),
     kde_model=snakemake.input.kde,
     classifier=snakemake.input.classifier,
     train=slices[slices.split == "train"],
     out_tsv=snakemake.output[0],
-    cfg=EvaluateConfig(**snakemake.params.evaluate),
+    batch_size=snakemake.params.batch_size,
 )

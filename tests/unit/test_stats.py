@@ -1,0 +1,484 @@
+"""Statistics primitives (brainmr.evaluate.stats) and set metrics (brainmr.evaluate.metrics),
+checked against known answers and independent computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import linalg, stats
+from sklearn.metrics import roc_auc_score
+
+from brainmr.evaluate.metrics import (
+    brain_mask,
+    frechet_distance,
+    kid,
+    masked_nearest_neighbours,
+    prdc,
+)
+from brainmr.evaluate.stats import (
+    bootstrap_binary_metrics,
+    brier_score,
+    clopper_pearson_interval,
+    fisher_test,
+    matched_size,
+    mean_interval,
+    reliability_table,
+    robust_low_threshold,
+    sign_agreement,
+    split_balance,
+    wilson_interval,
+)
+
+Z95 = 1.959963984540054  # standard normal 97.5% quantile
+
+
+# --- intervals on proportions -------------------------------------------------------------
+
+
+def wilson_by_formula(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    p = k / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    return centre - half, centre + half
+
+
+@pytest.mark.parametrize(("k", "n"), [(3, 100), (7, 99), (5, 10), (1, 4), (20, 20), (0, 12)])
+def test_wilson_matches_closed_formula(k: int, n: int) -> None:
+    low, high = wilson_interval(k, n)
+    expected = wilson_by_formula(k, n)
+    assert low == pytest.approx(max(expected[0], 0.0), abs=1e-12)
+    assert high == pytest.approx(min(expected[1], 1.0), abs=1e-12)
+    assert low <= k / n <= high
+
+
+def test_wilson_known_value_and_edges() -> None:
+    # 3/100: the Wilson interval is about (0.0103, 0.0845), not the Wald (-0.003, 0.063).
+    low, high = wilson_interval(3, 100)
+    assert low == pytest.approx(0.01026, abs=1e-4)
+    assert high == pytest.approx(0.08450, abs=1e-4)
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+    assert wilson_interval(0, 10)[0] == 0.0
+    assert wilson_interval(10, 10)[1] == 1.0
+    low99, high99 = wilson_interval(3, 100, confidence=0.99)
+    assert low99 < low and high99 > high
+    with pytest.raises(ValueError):
+        wilson_interval(5, 4)
+
+
+@pytest.mark.parametrize(("k", "n"), [(3, 100), (7, 99), (5, 10), (1, 4), (0, 12), (12, 12)])
+def test_clopper_pearson_matches_scipy_binomtest(k: int, n: int) -> None:
+    low, high = clopper_pearson_interval(k, n)
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    assert low == pytest.approx(ci.low, abs=1e-10)
+    assert high == pytest.approx(ci.high, abs=1e-10)
+
+
+def test_clopper_pearson_edges_and_is_wider_than_wilson() -> None:
+    assert clopper_pearson_interval(0, 10)[0] == 0.0
+    assert clopper_pearson_interval(10, 10)[1] == 1.0
+    assert all(math.isnan(v) for v in clopper_pearson_interval(0, 0))
+    cp, wi = clopper_pearson_interval(3, 100), wilson_interval(3, 100)
+    assert cp[1] - cp[0] > wi[1] - wi[0]  # exact interval is conservative
+
+
+# --- means across seeds, exact test, signs ------------------------------------------------
+
+
+def test_mean_interval_matches_scipy_t_interval() -> None:
+    values = np.array([0.61, 0.70, 0.66, 0.58, 0.73])
+    out = mean_interval(values)
+    sem = values.std(ddof=1) / math.sqrt(len(values))
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=sem)
+    assert out["n"] == 5
+    assert out["mean"] == pytest.approx(0.656)
+    assert out["sd"] == pytest.approx(np.std(values, ddof=1))
+    assert out["low"] == pytest.approx(low)
+    assert out["high"] == pytest.approx(high)
+
+
+def test_mean_interval_drops_nan_and_handles_one_value() -> None:
+    with_nan = mean_interval([1.0, np.nan, 3.0])
+    assert with_nan["n"] == 2 and with_nan["mean"] == pytest.approx(2.0)
+    low, high = stats.t.interval(0.9, 1, loc=2.0, scale=np.std([1, 3], ddof=1) / math.sqrt(2))
+    assert mean_interval([1.0, np.nan, 3.0], confidence=0.9)["low"] == pytest.approx(low)
+    assert mean_interval([1.0, np.nan, 3.0], confidence=0.9)["high"] == pytest.approx(high)
+    one = mean_interval([0.4])
+    assert one["n"] == 1 and one["mean"] == 0.4
+    assert all(math.isnan(one[k]) for k in ("sd", "low", "high"))
+    none = mean_interval([np.nan])
+    assert none["n"] == 0 and math.isnan(none["mean"])
+
+
+def test_fisher_test_paper_example() -> None:
+    out = fisher_test(3, 100, 7, 99)
+    expected = stats.fisher_exact([[3, 97], [7, 92]])
+    assert out["p_value"] == pytest.approx(expected.pvalue)
+    assert out["odds_ratio"] == pytest.approx(expected.statistic)
+    assert 0.15 < out["p_value"] < 0.3  # 3% vs 7% is not a significant difference
+    assert out["odds_ratio"] == pytest.approx((3 * 92) / (97 * 7))
+    assert fisher_test(0, 50, 25, 50)["p_value"] < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("differences", "expected"),
+    [
+        ([0.1, 2.0, 0.3], "all +"),
+        ([-0.1, -2.0], "all -"),
+        ([0.1, -0.2], "mixed"),
+        ([0.1, 0.0], "mixed"),
+        ([np.nan, 0.5], "all +"),
+        ([], "n/a"),
+        ([np.nan], "n/a"),
+    ],
+)
+def test_sign_agreement(differences: list[float], expected: str) -> None:
+    assert sign_agreement(differences) == expected
+
+
+# --- classifier bootstrap, Brier, reliability ---------------------------------------------
+
+
+def test_bootstrap_perfect_separation() -> None:
+    labels = np.array([0] * 15 + [1] * 10)
+    prob = np.r_[np.linspace(0.0, 0.4, 15), np.linspace(0.6, 1.0, 10)]
+    out = bootstrap_binary_metrics(labels, prob, n_boot=300, seed=1)
+    for key in ("accuracy", "accuracy_low", "accuracy_high", "auc", "auc_low", "auc_high"):
+        assert out[key] == pytest.approx(1.0), key
+    assert out["brier"] == pytest.approx(np.mean((prob - labels) ** 2))
+
+
+def test_bootstrap_random_labels_interval_contains_chance() -> None:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 200)
+    prob = rng.uniform(size=200)
+    out = bootstrap_binary_metrics(labels, prob, n_boot=2000, seed=0)
+    assert out["auc"] == pytest.approx(roc_auc_score(labels, prob))
+    assert out["accuracy"] == pytest.approx(np.mean((prob >= 0.5) == labels))
+    assert out["auc_low"] < 0.5 < out["auc_high"]
+    assert out["accuracy_low"] < 0.5 < out["accuracy_high"]
+    assert out["auc_low"] < out["auc"] < out["auc_high"]
+    assert 0.05 < out["auc_high"] - out["auc_low"] < 0.25  # n = 200: about +-0.08
+    again = bootstrap_binary_metrics(labels, prob, n_boot=2000, seed=0)
+    assert again == out  # reproducible by seed
+
+
+def test_bootstrap_auc_handles_ties_like_sklearn() -> None:
+    labels = np.array([0, 0, 1, 1, 0, 1, 1, 0])
+    prob = np.array([0.2, 0.5, 0.5, 0.8, 0.5, 0.2, 0.9, 0.1])
+    out = bootstrap_binary_metrics(labels, prob, n_boot=50)
+    assert out["auc"] == pytest.approx(roc_auc_score(labels, prob))
+
+
+def test_bootstrap_one_class_and_constant_predictions() -> None:
+    out = bootstrap_binary_metrics(np.ones(6, int), np.full(6, 0.7), n_boot=50)
+    assert out["accuracy"] == 1.0 and math.isnan(out["auc"]) and math.isnan(out["auc_low"])
+    labels = np.array([0, 1, 1, 0, 1])
+    assert brier_score(labels, np.full(5, 0.5)) == pytest.approx(0.25)
+    assert bootstrap_binary_metrics(labels, np.full(5, 0.5), n_boot=50)["brier"] == 0.25
+    assert bootstrap_binary_metrics(labels, np.full(5, 0.5), n_boot=50)["auc"] == 0.5
+    with pytest.raises(ValueError):
+        bootstrap_binary_metrics([0, 2], [0.1, 0.2])
+
+
+def test_reliability_table_counts_and_bins() -> None:
+    rng = np.random.default_rng(0)
+    prob = np.r_[rng.uniform(size=97), 0.0, 0.2, 1.0]
+    labels = rng.integers(0, 2, prob.size)
+    table = reliability_table(labels, prob, n_bins=5)
+    assert list(table.columns) == ["bin_low", "bin_high", "n", "mean_prob", "fraction_AD"]
+    assert table["n"].sum() == prob.size
+    assert table["bin_low"].tolist() == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
+    assert table["bin_high"].iloc[-1] == 1.0
+    first = prob[prob < 0.2]
+    assert table["n"].iloc[0] == first.size
+    assert table["mean_prob"].iloc[0] == pytest.approx(first.mean())
+    assert table["fraction_AD"].iloc[0] == pytest.approx(labels[prob < 0.2].mean())
+
+
+def test_reliability_table_keeps_empty_bins() -> None:
+    table = reliability_table([0, 1, 1], [0.1, 0.95, 0.9], n_bins=4)
+    assert table["n"].tolist() == [1, 0, 0, 2]
+    assert table["n"].sum() == 3
+    assert math.isnan(table["mean_prob"].iloc[1]) and math.isnan(table["fraction_AD"].iloc[2])
+    assert table["fraction_AD"].iloc[3] == 1.0
+
+
+# --- train/test balance -------------------------------------------------------------------
+
+
+def split_frame(ages: list[float], prefix: str, sex: bool = True) -> pd.DataFrame:
+    n = len(ages)
+    frame = pd.DataFrame(
+        {
+            "subject": [f"{prefix}{i}" for i in range(n)],
+            "group": ["AD" if i % 2 else "CN" for i in range(n)],
+            "age": ages,
+        }
+    )
+    if sex:
+        frame["sex"] = ["M" if (i // 2) % 2 else "F" for i in range(n)]
+    return frame
+
+
+def test_split_balance_flags_shifted_ages() -> None:
+    rng = np.random.default_rng(0)
+    train = split_frame(list(rng.normal(60, 3, 40)), "tr")
+    test = split_frame(list(rng.normal(80, 3, 20)), "te")
+    out = split_balance(train, test)
+    assert out["balanced"] is False
+    age = {c["group"]: c for c in out["checks"] if c["variable"] == "age"}
+    assert set(age) == {"AD", "CN", "all"}
+    assert all(not c["balanced"] and c["p_value"] < 0.001 for c in age.values())
+    assert age["all"]["test"] == "Mann-Whitney U"
+    assert "median 60" in age["all"]["train_summary"] or "median 59" in age["all"]["train_summary"]
+    assert any("age" in w and "AD" in w and "p =" in w for w in out["warnings"])
+    sex = [c for c in out["checks"] if c["variable"] == "sex"]
+    assert all(c["balanced"] and c["test"] == "Fisher exact" for c in sex)
+
+
+def test_split_balance_balanced_case_and_subject_dedup() -> None:
+    ages = [60 + (i % 20) for i in range(40)]
+    train, test = split_frame(ages, "tr"), split_frame(ages[::2], "te")
+    slices = pd.concat([test] * 5, ignore_index=True)  # 5 slices per subject
+    out = split_balance(train, slices)
+    assert out["balanced"] is True and out["warnings"] == []
+    overall = next(c for c in out["checks"] if c["variable"] == "age" and c["group"] == "all")
+    assert "n=20" in overall["test_summary"]  # subjects, not slices
+    assert len(out["checks"]) == 6
+
+
+def test_split_balance_missing_sex_is_not_available() -> None:
+    train, test = split_frame([70.0] * 10, "tr", sex=False), split_frame([70.0] * 6, "te")
+    out = split_balance(train, test)
+    sex = [c for c in out["checks"] if c["variable"] == "sex"]
+    assert len(sex) == 3 and all(c["test"] == "not available" for c in sex)
+    assert all(c["balanced"] and math.isnan(c["p_value"]) for c in sex)
+    test_no_age = test.assign(age=np.nan)
+    age = [c for c in split_balance(train, test_no_age)["checks"] if c["variable"] == "age"]
+    assert all(c["test"] == "not available" for c in age)
+
+
+def test_split_balance_other_sex_coding_uses_chi_square() -> None:
+    train = split_frame([70.0] * 30, "tr").assign(sex=["M", "F", "X"] * 10)
+    test = split_frame([70.0] * 30, "te").assign(sex=["M"] * 28 + ["F", "X"])
+    out = split_balance(train, test)
+    overall = next(c for c in out["checks"] if c["variable"] == "sex" and c["group"] == "all")
+    table = np.array([[10, 10, 10], [1, 28, 1]])  # columns F, M, X
+    assert overall["test"] == "chi-square"
+    assert overall["p_value"] == pytest.approx(stats.chi2_contingency(table).pvalue)
+    assert not overall["balanced"] and any("sex" in w for w in out["warnings"])
+
+
+# --- robust threshold ---------------------------------------------------------------------
+
+
+def test_robust_low_threshold_known_array() -> None:
+    # median 3, MAD = median(|x - 3|) = 1, so 3 - 2 * 1.4826 * 1 (the 100 does not matter)
+    # (1.4826 is 1 / Phi^-1(0.75) rounded)
+    threshold = robust_low_threshold([1, 2, 3, 4, 100], k=2)
+    assert threshold == pytest.approx(3 - 2 / stats.norm.ppf(0.75), abs=1e-12)
+    assert threshold == pytest.approx(3 - 2 * 1.4826, abs=1e-4)
+    assert robust_low_threshold([1, 2, np.nan, 3, 4, 100], k=2) == pytest.approx(
+        robust_low_threshold([1, 2, 3, 4, 100], k=2)
+    )
+    with pytest.raises(ValueError, match="finite"):
+        robust_low_threshold([], k=3)
+
+
+def test_robust_low_threshold_flags_normal_tail() -> None:
+    rng = np.random.default_rng(0)
+    threshold = robust_low_threshold(rng.normal(10, 2, 20_000), k=3)
+    assert threshold == pytest.approx(10 - 3 * 2, abs=0.1)
+    fresh = rng.normal(10, 2, 400_000)
+    assert 0.0009 < np.mean(fresh < threshold) < 0.0019  # Phi(-3) = 0.00135
+
+
+# --- nearest neighbours inside the brain --------------------------------------------------
+
+
+def brain_images(rng: np.random.Generator, n: int, side: int = 32, brain: int = 8) -> np.ndarray:
+    images = np.zeros((n, side, side))
+    lo = (side - brain) // 2
+    images[:, lo : lo + brain, lo : lo + brain] = rng.uniform(0.5, 1.0, (n, brain, brain))
+    return images.reshape(n, -1)
+
+
+def test_brain_mask() -> None:
+    rows = np.zeros((4, 5))
+    rows[:, 1] = 0.8  # always brain
+    rows[:2, 2] = 0.8  # brain in half the slices
+    rows[:1, 3] = 0.8  # brain in one slice
+    assert brain_mask(rows).tolist() == [False, True, True, False, False]
+    assert brain_mask(rows, min_fraction=0.75).tolist() == [False, True, False, False, False]
+
+
+def test_masked_nearest_neighbours_ignores_background() -> None:
+    rng = np.random.default_rng(0)
+    reference = brain_images(rng, 6)
+    query = np.vstack([brain_images(rng, 1), reference[2], np.zeros(reference.shape[1])])
+    unmasked = np.corrcoef(query[0], reference)[0, 1:]
+    assert unmasked.min() > 0.9  # the shared background alone makes them look alike
+    mask = brain_mask(reference)
+    assert mask.sum() == 64
+    index, corr = masked_nearest_neighbours(query, reference, mask)
+    expected = np.corrcoef(query[0, mask], reference[:, mask])[0, 1:]
+    assert corr[0] == pytest.approx(expected.max(), abs=1e-5)
+    assert index[0] == np.argmax(expected)
+    assert corr[0] < 0.6  # independent textures inside the brain
+    assert index[1] == 2 and corr[1] == pytest.approx(1.0, abs=1e-6)  # an exact copy
+    assert corr[2] == 0.0  # a flat row
+    assert corr.dtype == np.float64
+
+
+def test_masked_nearest_neighbours_chunks_agree() -> None:
+    rng = np.random.default_rng(1)
+    reference, query = brain_images(rng, 9), brain_images(rng, 7)
+    mask = brain_mask(reference)
+    whole = masked_nearest_neighbours(query, reference, mask)
+    chunked = masked_nearest_neighbours(query, reference, mask, chunk=3)
+    np.testing.assert_array_equal(whole[0], chunked[0])
+    np.testing.assert_allclose(whole[1], chunked[1], atol=1e-6)
+
+
+# --- KID ----------------------------------------------------------------------------------
+
+
+def kid_double_loop(a: np.ndarray, b: np.ndarray, degree: int = 3, coef0: float = 1.0) -> float:
+    d = a.shape[1]
+
+    def kernel(x: np.ndarray, y: np.ndarray) -> float:
+        return (float(np.dot(x, y)) / d + coef0) ** degree
+
+    m, n = len(a), len(b)
+    xx = sum(kernel(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(kernel(b[i], b[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(kernel(a[i], b[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_kid_matches_double_loop() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(7, 3)), rng.normal(0.5, 1.5, size=(7, 3))
+    assert kid(a, b) == pytest.approx(kid_double_loop(a, b), rel=1e-10)
+    c = rng.normal(size=(5, 3))
+    assert kid(a, c, degree=2, coef0=0.5) == pytest.approx(kid_double_loop(a, c, 2, 0.5))
+
+
+def test_kid_same_distribution_near_zero_shift_positive() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(100, 16)), rng.normal(size=(100, 16))
+    shifted = rng.normal(1.0, 1.0, size=(100, 16))
+    same, moved = kid(a, b), kid(a, shifted)
+    assert abs(same) < 0.05
+    assert moved > 1.0
+    assert moved > 20 * abs(same)
+    assert math.isnan(kid(a[:1], b))
+
+
+# --- Frechet distance and PRDC ------------------------------------------------------------
+
+
+def test_frechet_distance_unequal_covariances_against_sqrtm() -> None:
+    rng = np.random.default_rng(0)
+    mix_a = np.array(
+        [[1.0, 0.3, 0.0, 0.2], [0.0, 2.0, 0.5, 0.0], [0.0, 0.0, 0.7, 0.1], [0, 0, 0, 1.5]]
+    )
+    mix_b = np.array(
+        [[0.5, 0.0, 0.0, 0.0], [0.4, 1.0, 0.0, 0.0], [0.0, 0.8, 3.0, 0.0], [1, 0, 0, 0.3]]
+    )
+    a = rng.normal(size=(400, 4)) @ mix_a
+    b = rng.normal(size=(300, 4)) @ mix_b + np.array([1.0, -0.5, 0.0, 2.0])
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = float(
+        np.sum((mu_a - mu_b) ** 2) + np.trace(s_a + s_b - 2 * linalg.sqrtm(s_a @ s_b).real)
+    )
+    assert expected > 5.0
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-8)
+    assert frechet_distance(b, a) == pytest.approx(expected, rel=1e-8)
+
+
+def test_frechet_distance_gaussians_closed_form() -> None:
+    # Population FD of N(0, I) and N(m, 4 I) in d dims: |m|^2 + d (1 + 4 - 2 * 2) = |m|^2 + d.
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(20_000, 3))
+    b = rng.normal([1.0, 0.0, 2.0], 2.0, size=(20_000, 3))
+    assert frechet_distance(a, b) == pytest.approx(5.0 + 3.0, rel=0.03)
+
+
+def on_line(xs: list[float]) -> np.ndarray:
+    return np.array([[x, 0.0] for x in xs])
+
+
+def test_prdc_hand_computed_example() -> None:
+    # k = 1. Real radii (distance to the nearest other real): 0->1, 1->1, 3->2, 10->2, 12->2.
+    # Fake radii: 0.5->4, 4.5->1, 5.5->1, 40->1, 41->1.
+    # Real balls holding a fake: 0.5 in {0, 1}, 4.5 in {3}; none for 5.5, 40, 41.
+    #   precision = 2/5 fakes in a real ball; density = (2 + 1) / (1 * 5) = 0.6
+    #   coverage: nearest fake of 0, 1, 3 is inside their ball (0.5, 0.5, 1.5), not for 10, 12
+    #   recall: reals 0, 1, 3 within 4 of fake 0.5; 10 and 12 in no fake ball -> 3/5
+    real, fake = on_line([0, 1, 3, 10, 12]), on_line([0.5, 4.5, 5.5, 40, 41])
+    out = prdc(real, fake, k=1)
+    assert out["k"] == 1
+    assert out["precision"] == pytest.approx(0.4)
+    assert out["recall"] == pytest.approx(0.6)
+    assert out["density"] == pytest.approx(0.6)
+    assert out["coverage"] == pytest.approx(0.6)
+    # Balls are open (as in Naeem et al.'s code): a fake exactly on a ball's edge is outside.
+    edge = prdc(real, on_line([-1.0, 5.0]), k=1)  # -1 is 1 from 0 (radius 1); 5 is 2 from 3
+    assert edge["precision"] == 0.0 and edge["density"] == 0.0 and edge["coverage"] == 0.0
+
+
+def test_prdc_partial_overlap() -> None:
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(300, 4))
+    fake = rng.normal(size=(300, 4)) + np.array([1.5, 0, 0, 0])
+    out = prdc(real, fake, k=5)
+    for key in ("precision", "recall", "coverage"):
+        assert 0.0 < out[key] < 1.0, key
+    assert 0.0 < out["density"] < 1.0  # fewer fakes in real balls than for a matching set
+    same = prdc(real, rng.normal(size=(300, 4)), k=5)
+    assert same["density"] > out["density"] and same["coverage"] > out["coverage"]
+    assert 0.8 < same["density"] < 1.2  # about 1 when the distributions match
+    assert prdc(real, fake, k=1000)["k"] == 299  # k capped at n - 1
+
+
+# --- size matching ------------------------------------------------------------------------
+
+
+def test_matched_size_subsamples_the_larger_set() -> None:
+    reference, candidate = np.arange(10.0)[:, None], np.arange(100.0, 104.0)[:, None]
+    sizes: list[tuple[int, int]] = []
+
+    def fn(ref: np.ndarray, cand: np.ndarray) -> dict[str, float]:
+        sizes.append((len(ref), len(cand)))
+        assert len(np.unique(ref)) == len(ref)  # without replacement
+        return {"ref_mean": float(ref.mean()), "cand_mean": float(cand.mean())}
+
+    out = matched_size(fn, reference, candidate, n_draws=25, seed=3)
+    assert sizes == [(4, 4)] * 25
+    assert out["n_matched"] == 4
+    assert out["cand_mean"] == pytest.approx(101.5) and out["cand_mean_sd"] == 0.0
+    assert 2.0 < out["ref_mean"] < 7.0 and out["ref_mean_sd"] > 0
+    assert matched_size(fn, reference, candidate, n_draws=25, seed=3) == out
+    assert matched_size(fn, reference, candidate, n_draws=25, seed=4) != out
+    swapped = matched_size(fn, candidate, reference, n_draws=5, seed=3)
+    assert swapped["ref_mean"] == pytest.approx(101.5) and swapped["n_matched"] == 4
+
+
+def test_matched_size_equal_sizes_calls_once() -> None:
+    calls = []
+
+    def fn(ref: pd.DataFrame, cand: pd.DataFrame) -> dict[str, float]:
+        calls.append(1)
+        return {"diff": float(cand["x"].mean() - ref["x"].mean())}
+
+    frame = pd.DataFrame({"x": np.arange(6.0)})
+    out = matched_size(fn, frame, frame + 1, n_draws=10, seed=0)
+    assert calls == [1]
+    assert out == {"diff": 1.0, "diff_sd": 0.0, "n_matched": 6}
+    small = matched_size(fn, frame, frame.iloc[:2] + 1, n_draws=4, seed=0)  # DataFrame rows
+    assert small["n_matched"] == 2 and len(calls) == 5

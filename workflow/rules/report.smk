@@ -1,0 +1,80 @@
+# Tables and figures, formatted from what evaluate.smk computed (nothing is computed here).
+
+
+rule report_tables:
+    input:
+        by_seed=rules.summarise_replicates.output.by_seed,
+        summary=rules.summarise_replicates.output.summary,
+        comparisons=rules.summarise_replicates.output.comparisons,
+        verdict=rules.summarise_replicates.output.verdict,
+        set_metrics=per_seed(rules.set_metrics.output[0]),
+        sensitivity=rules.kde_sensitivity.output[0],
+        kde=rules.fit_kde.output.summary,
+    output:
+        csv=report(
+            "results/table1.csv", category="Table 1", caption="../report/table1.rst"
+        ),
+        md="results/table1.md",
+        vs_paper="results/table1_vs_paper.md",
+        summary_csv=report(
+            "results/table1_summary.csv",
+            category="Table 1",
+            caption="../report/table1_summary.rst",
+        ),
+        summary_md="results/table1_summary.md",
+        metrics=report(
+            "results/metrics.csv",
+            category="Beyond the paper",
+            caption="../report/metrics.rst",
+        ),
+    log:
+        "results/logs/report_tables.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        conditions=config["conditions"],
+        run_label=config["run_label"],
+        synthetic=config["synthetic"],
+        provenance=provenance,
+        mad_k=config["evaluate"]["outlier_mad_k"],
+    script:
+        "../scripts/report_tables.py"
+
+
+rule figures:
+    input:
+        scores=expand(rules.flag_outliers.output[0], seed=SEEDS[0]),
+        set_metrics=expand(rules.set_metrics.output[0], seed=SEEDS[0]),
+        summary=rules.summarise_replicates.output.summary,
+        by_seed=rules.summarise_replicates.output.by_seed,
+    output:
+        figure1=report(
+            "results/figure1.png", category="Figure 1", caption="../report/figure1.rst"
+        ),
+        forest=report(
+            "results/figures/forest.png",
+            category="Table 1",
+            caption="../report/forest.rst",
+        ),
+        histograms=report(
+            "results/figures/likelihood_histograms.png",
+            category="Figure 1",
+            caption="../report/histograms.rst",
+        ),
+        memorization=report(
+            "results/figures/memorization.png",
+            category="Beyond the paper",
+            caption="../report/memorization.rst",
+        ),
+    log:
+        "results/logs/figures.log",
+    benchmark:
+        "results/benchmarks/figures.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        conditions=config["conditions"],
+        run_label=config["run_label"],
+        synthetic=config["synthetic"],
+    script:
+        "../scripts/figures.py"

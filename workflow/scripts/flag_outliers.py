@@ -1,0 +1,14 @@
+import _brainmr_path  # noqa: F401
+
+from snakemake.script import snakemake
+
+from brainmr.evaluate.outliers import flag_outlier_files
+from brainmr.logs import log_to
+
+log_to(snakemake.log[0])
+flag_outlier_files(
+    generated=snakemake.input.generated,
+    real=snakemake.input.real,
+    out_tsv=snakemake.output[0],
+    mad_k=snakemake.params.mad_k,
+)
