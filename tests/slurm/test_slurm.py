@@ -216,7 +216,7 @@ def test_gpu_rules_got_a_gpu_and_cpu_rules_none(slurm_run, slurm_cluster):
         else:
             assert "gres/gpu" not in job["AllocTRES"], f"CPU rule {rule} was given a GPU: {job}"
     assert set(GPU_RULES) <= seen, f"GPU rules missing from sacct: {set(GPU_RULES) - seen}"
-    assert {"fit_kde", "table1"} <= seen, f"CPU rules missing from sacct: {seen}"
+    assert {"fit_kde", "report_tables"} <= seen, f"CPU rules missing from sacct: {seen}"
 
 
 @pytest.mark.slurm

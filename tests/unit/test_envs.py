@@ -239,3 +239,9 @@ def test_rule_env_holds_what_its_script_imports(rule, script, env):
         if dist not in available and PROVIDED_BY.get(module) not in available:
             missing.add(f"{module} ({dist})")
     assert not missing, f"rule {rule} ({script.name}) imports {sorted(missing)}, not in {env.name}"
+
+
+def test_license_file_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    licence = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert licence.startswith(f"{project['license']} License")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -360,3 +363,70 @@ def test_outputs_and_inputs_untouched(orientation_runs):
         width_top = np.count_nonzero(image[40] > 0.1)
         width_bottom = np.count_nonzero(image[150] > 0.1)
         assert width_bottom < width_top
+
+
+# --- threads ---------------------------------------------------------------------------------
+
+
+def test_set_threads_caps_simpleitk_torch_and_blas_in_a_fresh_job(tmp_path):
+    """A job's thread cap reaches every library, in a fresh process as Snakemake starts one
+    (the thread environment variables removed, so that only the cap can set them): SimpleITK's
+    global default and a filter made afterwards, torch's intra-op and inter-op pools, the loaded
+    OpenMP/BLAS pools and the variables a child process inherits. The cap is one more than the
+    cores, a count no library picks by itself."""
+    from brainmr.threads import THREAD_ENV_VARS
+
+    n = (os.cpu_count() or 1) + 1
+    code = f"""
+import json, os
+import numpy, SimpleITK as sitk, torch
+from threadpoolctl import threadpool_info
+from brainmr.config import stage_config
+from brainmr.preprocess import PreprocessConfig
+from brainmr.preprocess.scan import set_threads
+set_threads({n}, stage_config(PreprocessConfig, "preprocess", skull_strip="deepbet"))
+print(json.dumps({{
+    "sitk": sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(),
+    "sitk_filter": sitk.SmoothingRecursiveGaussianImageFilter().GetNumberOfThreads(),
+    "registration": sitk.ImageRegistrationMethod().GetNumberOfThreads(),
+    "torch": torch.get_num_threads(),
+    "torch_interop": torch.get_num_interop_threads(),
+    "pools": sorted({{p["num_threads"] for p in threadpool_info()}}),
+    "env": sorted({{os.environ.get(v) for v in {THREAD_ENV_VARS!r}}}),
+}}))
+"""
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_ENV_VARS}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    caps = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert caps == {
+        "sitk": n,
+        "sitk_filter": n,
+        "registration": n,
+        "torch": n,
+        "torch_interop": n,
+        "pools": [n],
+        "env": [str(n)],
+    }
+
+
+def test_limit_threads_is_at_least_one_and_caps_loaded_libraries(monkeypatch):
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from brainmr.threads import THREAD_ENV_VARS, limit_threads
+
+    for name in THREAD_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)  # put back as it was after the test
+    sitk_before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    torch_before = torch.get_num_threads()
+    try:
+        with threadpool_limits(limits=None):  # restores the BLAS/OpenMP pools on exit
+            assert limit_threads(0) == 1  # SimpleITK and torch are loaded: capped unasked
+            assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == 1
+            assert torch.get_num_threads() == 1
+            assert os.environ["OMP_NUM_THREADS"] == "1"
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(sitk_before)
+        torch.set_num_threads(torch_before)

@@ -107,3 +107,17 @@ def test_write_demo_scan_writes_a_gzipped_nifti_atomically(tmp_path, heads):
 def test_unknown_group_is_refused():
     with pytest.raises(ValueError, match="unknown group"):
         synthesize_head(group="XYZ", atrophy=1.0, voxel_mm=2.0, seed=0)
+
+
+@pytest.mark.parametrize("margin", [0, 2, 6])
+def test_bbox_is_the_box_of_the_true_voxels_plus_margin_clipped(margin):
+    from brainmr.cohort.synth import _bbox
+
+    rng = np.random.default_rng(margin)
+    mask = np.zeros((30, 40, 50), dtype=bool)
+    mask[3:9, 20:39, 10:47] = rng.random((6, 19, 37)) > 0.5  # near the edges: clipped
+    index = np.argwhere(mask)
+    lo = np.maximum(index.min(0) - margin, 0)
+    hi = np.minimum(index.max(0) + margin + 1, mask.shape)
+    expected = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    assert _bbox(mask, margin) == expected

@@ -77,7 +77,7 @@ def test_dry_run_default_config_lists_every_subject(tmp_path):
     assert counts["preprocess_scan"] == n
     seeds = len(config["seeds"])
     assert seeds == 3  # the demo runs 3 replicate seeds
-    assert counts["train_dreambooth"] == 2 * seeds and counts["generate_images"] == 4 * seeds
+    assert counts["train_dreambooth"] == 2 * seeds and counts["generate_images"] == 2 * seeds
     assert counts["train_classifier"] == seeds and counts["fit_kde"] == 1
     assert counts["summarise_replicates"] == 1 and counts["report_tables"] == 1
     assert counts["figures"] == 1 and counts["kde_sensitivity"] == 1
@@ -92,7 +92,7 @@ def test_third_condition_is_a_config_edit(tmp_path):
     proc = run_snakemake(tmp_path, "-n", "--configfile", str(config))
     counts = job_counts(proc.stdout)
     assert counts["train_dreambooth"] == 9  # 3 conditions x 3 seeds
-    assert counts["generate_images"] == 18
+    assert counts["generate_images"] == 9  # one job per model: both classes
     assert counts["score_generated"] == 18
     for seed in (0, 1, 2):
         assert f"results/models/scan/seed{seed}/pipeline" in proc.stdout
@@ -242,7 +242,7 @@ def test_configfile_replaces_the_demo_config_instead_of_merging(tmp_path):
     config = adni_fixture_config(tmp_path, subjects, conditions=brain_only)
     proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config))
     counts = job_counts(proc.stdout)
-    assert counts["train_dreambooth"] == 3 and counts["generate_images"] == 6
+    assert counts["train_dreambooth"] == 3 and counts["generate_images"] == 3
     assert "results/models/nobrain" not in proc.stdout
 
 
@@ -252,3 +252,13 @@ def test_missing_local_base_model_fails_before_any_job(tmp_path):
     proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config), check=False)
     assert proc.returncode != 0
     assert "/path/to/stable-diffusion-v1-5" in proc.stdout + proc.stderr
+
+
+def test_missing_config_sections_take_the_schema_defaults(tmp_path):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    for section in ("preprocess", "dreambooth", "generate", "evaluate"):
+        config.pop(section)
+    path = tmp_path / "sparse.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(path))
+    assert job_counts(proc.stdout)["train_dreambooth"] == 6

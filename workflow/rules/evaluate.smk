@@ -61,7 +61,7 @@ rule train_classifier:
 
 rule score_generated:
     input:
-        images=rules.generate_images.output.images,
+        images="results/generated/{condition}/seed{seed}/{group}",
         kde=rules.fit_kde.output.model,
         classifier=rules.train_classifier.output.model,
         scans=rules.scans_sheet.output[0],

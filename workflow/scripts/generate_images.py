@@ -2,16 +2,15 @@ import _brainmr_path  # noqa: F401
 
 from snakemake.script import snakemake
 
-from brainmr.diffusion import GenerateConfig, generate_images
+from brainmr.diffusion import GenerateConfig, generate_image_sets
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
-generate_images(
+generate_image_sets(
     model_dir=snakemake.input.model,
-    prompt=snakemake.params.prompt,
+    prompts=snakemake.params.prompts,
     condition=snakemake.wildcards.condition,
-    group=snakemake.wildcards.group,
-    out_dir=snakemake.output.images,
+    out_dirs={group: snakemake.output[group] for group in snakemake.params.prompts},
     cfg=GenerateConfig(**snakemake.params.generate),
     threads=snakemake.threads,
 )

@@ -113,10 +113,13 @@ def _crop(coord: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
 
 
 def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    idx = np.argwhere(mask)
-    lo = np.maximum(idx.min(0) - margin, 0)
-    hi = np.minimum(idx.max(0) + margin + 1, mask.shape)
-    return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    """The bounding box of a mask's True voxels plus ``margin``, clipped to the array. From the
+    mask's projections on each axis (not np.argwhere: no index list of every voxel)."""
+    box = []
+    for axis, n in enumerate(mask.shape):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(max(int(hit[0]) - margin, 0), min(int(hit[-1]) + margin + 1, n)))
+    return tuple(box)
 
 
 def _flat(box: tuple[slice, ...], local: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -96,21 +96,18 @@ def _generate(pipe, prompt: str, indices: list[int], cfg: GenerateConfig, image_
     return [resize_image(image, image_size).clip(0.0, 1.0) for image in images]
 
 
-def generate_images(
+def write_image_set(
+    pipe,
     *,
-    model_dir: Path,
     prompt: str,
     condition: str,
     group: str,
     out_dir: Path,
     cfg: GenerateConfig,
     image_size: int = SLICE_SIZE,
-    threads: int = 1,
 ) -> None:
     """Write ``cfg.n_images`` images of ``prompt`` (8-bit grayscale PNGs, image_size squared)
     and manifest.tsv (file, seed, prompt, condition, group) into ``out_dir``, atomically."""
-    set_cpu_threads(threads)
-    pipe = load_pipeline(model_dir, scheduler=cfg.scheduler, mixed_precision=cfg.mixed_precision)
     rows = []
     with (
         io.atomic_dir(out_dir) as tmp,
@@ -127,6 +124,57 @@ def generate_images(
         columns = ["file", "seed", "prompt", "condition", "group"]
         io.write_tsv(Path(tmp) / "manifest.tsv", pd.DataFrame(rows, columns=columns))
     log.info("%d images of %r -> %s", cfg.n_images, prompt, out_dir)
+
+
+def generate_images(
+    *,
+    model_dir: Path,
+    prompt: str,
+    condition: str,
+    group: str,
+    out_dir: Path,
+    cfg: GenerateConfig,
+    image_size: int = SLICE_SIZE,
+    threads: int = 1,
+) -> None:
+    """One image set of one prompt from a pipeline folder (see ``write_image_set``)."""
+    generate_image_sets(
+        model_dir=model_dir,
+        prompts={group: prompt},
+        condition=condition,
+        out_dirs={group: out_dir},
+        cfg=cfg,
+        image_size=image_size,
+        threads=threads,
+    )
+
+
+def generate_image_sets(
+    *,
+    model_dir: Path,
+    prompts: dict[str, str],
+    condition: str,
+    out_dirs: dict[str, Path],
+    cfg: GenerateConfig,
+    image_size: int = SLICE_SIZE,
+    threads: int = 1,
+) -> None:
+    """Every class's image set from one model, loading it once: ``prompts`` and ``out_dirs``
+    map class -> prompt and class -> folder."""
+    if set(prompts) != set(out_dirs):
+        raise ValueError(f"prompts for {sorted(prompts)} but folders for {sorted(out_dirs)}")
+    set_cpu_threads(threads)
+    pipe = load_pipeline(model_dir, scheduler=cfg.scheduler, mixed_precision=cfg.mixed_precision)
+    for group, prompt in prompts.items():
+        write_image_set(
+            pipe,
+            prompt=prompt,
+            condition=condition,
+            group=group,
+            out_dir=Path(out_dirs[group]),
+            cfg=cfg,
+            image_size=image_size,
+        )
 
 
 def regenerate_image(

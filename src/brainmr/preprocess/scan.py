@@ -18,17 +18,15 @@ from brainmr.preprocess.register import crop_to_mask, register_rigid, resample_t
 from brainmr.preprocess.skullstrip import skull_strip
 from brainmr.preprocess.slicing import center_coronal_slice, normalise_intensity
 from brainmr.preprocess.volume import load_volume
+from brainmr.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
 
-def set_threads(threads: int, cfg: PreprocessConfig) -> None:
-    """Cap SimpleITK (and torch, for deepbet) at ``threads``."""
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(threads)))
-    if cfg.skull_strip == "deepbet":
-        import torch
-
-        torch.set_num_threads(max(1, int(threads)))
+def set_threads(threads: int, cfg: PreprocessConfig) -> int:
+    """Cap this job at ``threads`` CPU threads in every library preprocessing uses: SimpleITK,
+    OpenMP/BLAS and, for deepbet, torch (see brainmr.threads.limit_threads)."""
+    return limit_threads(threads, simpleitk=True, torch=cfg.skull_strip == "deepbet")
 
 
 def preprocess_scan(
@@ -40,12 +38,14 @@ def preprocess_scan(
     slice_png: Path,
     qc_png: Path,
     transform: Path,
-    threads: int = 1,
+    threads: int | None = 1,
 ) -> dict[str, float]:
     """Preprocess one scan (.nii/.nii.gz file or DICOM series folder) into its centre coronal
-    slice. Returns the seconds spent per stage: load, strip, register, slice (resampling,
+    slice, on ``threads`` CPU threads (None: every library's own default, i.e. all cores; for
+    benchmarks). Returns the seconds spent per stage: load, strip, register, slice (resampling,
     slicing and writing the outputs). The scan itself is only read."""
-    set_threads(threads, cfg)
+    if threads is not None:
+        set_threads(threads, cfg)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
 
