@@ -30,7 +30,7 @@ def write_config(path: Path, base: str, **changes) -> Path:
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
