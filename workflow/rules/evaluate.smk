@@ -67,7 +67,8 @@ rule score_generated:
         scans=rules.scans_sheet.output[0],
         slices=slices_of(TRAIN),
     output:
-        temp("results/evaluate/seed{seed}/scores/{condition}_{group}.tsv"),
+        # kept (not temp): a changed outlier rule then reruns without rescoring every image
+        "results/evaluate/seed{seed}/scores/{condition}_{group}.tsv",
     log:
         "results/logs/score_generated/seed{seed}/{condition}_{group}.log",
     benchmark:
@@ -87,7 +88,7 @@ rule score_real:
         scans=rules.scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
     output:
-        temp("results/evaluate/seed{seed}/scores/real_test.tsv"),
+        "results/evaluate/seed{seed}/scores/real_test.tsv",
     log:
         "results/logs/score_real/seed{seed}.log",
     benchmark:
