@@ -224,7 +224,14 @@ def main() -> None:
     # the workers have exited: the largest of them is the peak of one preprocessing job
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     print(f"peak memory (max RSS of a worker): {figures['peak_rss_mb']} MB")
-    dry = statistics.median(time_dry_run(700, 2, repeat=3))
+    try:
+        dry = statistics.median(time_dry_run(700, 2, repeat=3))
+    except subprocess.CalledProcessError as err:  # keep the figures above; fail at the end
+        tail = (err.stdout or b"").decode()[-1500:] + (err.stderr or b"").decode()[-1500:]
+        print(f"dry run of the whole DAG FAILED (exit {err.returncode}):\n{tail}")
+        figures["dry_run_700_subjects_s"] = None
+        write_json(args.json, figures)
+        raise SystemExit(1) from err
     figures["dry_run_700_subjects_s"] = round(dry, 2)
     print(f"dry run of the whole DAG, ADNI-like sheet of 700 subjects x 2 conditions: {dry:.2f} s")
     write_json(args.json, figures)
