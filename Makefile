@@ -13,7 +13,7 @@ TORCH_VERSION := 2.13.0
 TORCH_INDEX ?=
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: setup demo test lint format bench rulegraph report clean
+.PHONY: setup demo test lint format bench rulegraph report config-doc clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -54,6 +54,11 @@ rulegraph: setup
 	$(BIN)/snakemake --configfile config/config.yaml --rulegraph 2>/dev/null > docs/rulegraph.dot
 	command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz)
 	dot -Tpng docs/rulegraph.dot > docs/rulegraph.png
+
+# config/README.md: every config key from workflow/schemas/config.schema.yaml
+# (tests/unit/test_config_doc.py checks it is current).
+config-doc: setup
+	$(BIN)/python -m brainmr.config_doc
 
 clean:
 	rm -rf results/* .snakemake

@@ -1,12 +1,14 @@
 """Benchmark of the diffusion stage on one model, in one run:
-DreamBooth steps/s with and without cached latents + prompt embeddings, and generation images/s
+DreamBooth steps/s of the workflow's own trainer (``train_dreambooth``) with and without cached
+latents + prompt embeddings (on a GPU also with 8-bit AdamW and LoRA), and generation images/s
 batched versus one image per call.
 
     python bench/diffusion.py [--json results/bench/diffusion.json] [--threads 2]
     python bench/diffusion.py --sd15   # random-weight SD 1.5-size model at 512 px, CUDA + bf16
+    python bench/diffusion.py --quick  # tiny model, a few steps: does every part run
 
 Default model: the demo base architecture (demo config sizes, untrained: speed does not depend
-on the weights) at 64 px, batch 8, float32 on CPU."""
+on the weights) at 64 px, batch 16, float32 on CPU."""
 
 from __future__ import annotations
 
@@ -20,28 +22,37 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from brainmr import io
 from brainmr.config import stage_config
-from brainmr.diffusion import DemoBaseConfig, DreamBoothConfig, build_demo_base
-from brainmr.diffusion import dreambooth as db
-from brainmr.diffusion.common import cpu_generator, slices_to_pixels
+from brainmr.diffusion import (
+    DemoBaseConfig,
+    DreamBoothConfig,
+    DreamBoothRunConfig,
+    GenerateConfig,
+    build_demo_base,
+    train_dreambooth,
+)
 from brainmr.diffusion.demo_base import build_tokenizer
 from brainmr.diffusion.generate import make_scheduler, sample_images
 
 PROMPTS = ["AD, a MRI brain, ADNI2", "CN, a MRI brain, ADNI2"]
+# the schedulers users pick from: DPM-Solver++ at 25 steps (our default) vs DDIM / PNDM at 50
+SCHEDULER_STEPS = [("dpmsolver++", 25), ("ddim", 50), ("pndm", 50)]
 
 
-def demo_pipeline(workdir: Path):
+def demo_pipeline(workdir: Path, quick: bool = False):
     from diffusers import StableDiffusionPipeline
 
-    cfg = stage_config(DemoBaseConfig, "demo_base", resolution=64)
+    tiny = dict(vae_channels=[8, 16], unet_channels=[16, 32], text_hidden=32, text_layers=1)
+    cfg = stage_config(DemoBaseConfig, "demo_base", resolution=64, **(tiny if quick else {}))
     build_demo_base(workdir / "base", cfg=cfg)
     return StableDiffusionPipeline.from_pretrained(str(workdir / "base")), 64
 
 
-def sd15_pipeline(workdir: Path):
+def sd15_pipeline(workdir: Path, quick: bool = False):
     """SD 1.5's architecture from configs written here (random weights, nothing downloaded)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -107,46 +118,55 @@ def best_rates(runs: dict, rounds: int, device) -> dict[str, float]:
     return best
 
 
-def training_run(pipe, *, resolution, batch, steps, cached, device, dtype):
-    """A callable doing ``steps`` optimizer steps of the DreamBooth loop (UNet trained,
-    VAE/text frozen), with or without cached latents + prompt embeddings; warmed up."""
-    from diffusers import DDPMScheduler
-
-    unet = pipe.unet.to(device).train()
-    for frozen in (pipe.vae, pipe.text_encoder):
-        frozen.to(device)
-        if dtype != torch.float32:
-            frozen.to(dtype)
+def instance_table(folder: Path, n: int) -> pd.DataFrame:
+    """``n`` random 160 x 160 slices (speed does not depend on the pixels), half per class."""
     rng = np.random.default_rng(0)
-    slices = rng.random((max(16, batch), 160, 160), dtype=np.float32)
-    inputs = db.TrainingInputs(
-        vae=pipe.vae,
-        text_encoder=pipe.text_encoder,
-        tokenizer=pipe.tokenizer,
-        pixels=slices_to_pixels(slices, resolution),
-        prompts=[PROMPTS[i % 2] for i in range(len(slices))],
-        cache_latents=cached,
-        train_text=False,
+    rows = []
+    for i in range(n):
+        path = folder / f"slice{i}.npy"
+        io.save_npy(path, rng.random((160, 160), dtype=np.float32))
+        group = ("AD", "CN")[i % 2]
+        rows.append(
+            {"path": str(path), "group": group, "prompt": PROMPTS[i % 2], "subject": f"S{i}"}
+        )
+    return pd.DataFrame(rows)
+
+
+def time_trainer(base: Path, instances, workdir: Path, *, steps: int, **settings) -> dict:
+    """Seconds of the workflow's own ``train_dreambooth`` (Accelerate, checkpoints, validation
+    off but the final grid) for 1 and for ``steps`` steps; the difference gives steps/s without
+    the fixed cost of loading and saving."""
+    from brainmr.config import stage_config
+
+    run = stage_config(
+        DreamBoothRunConfig, "dreambooth", checkpointing_steps=10**6, validation_images=1
     )
-    cfg = stage_config(DreamBoothConfig, "dreambooth", resolution=resolution)
-    sched = DDPMScheduler.from_config(pipe.scheduler.config)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-6)
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-    sizes = dict(n_items=len(slices), batch_size=batch, accumulation=1, seed=0)
-
-    def run(n_steps: int = steps) -> None:
-        for step in range(n_steps):
-            idx = torch.from_numpy(db.batch_indices(step, 0, **sizes))
-            with autocast:
-                loss = db.micro_step_loss(
-                    unet, inputs, sched, idx, batch, cpu_generator(0, step), cfg
-                )
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-    run(3)  # warm-up: allocator, kernels
-    return run
+    gen = stage_config(GenerateConfig, "generate", num_inference_steps=2)
+    seconds = {}
+    for n in (1, steps):
+        cfg = stage_config(DreamBoothConfig, "dreambooth", max_train_steps=n, **settings)
+        out = workdir / f"run{n}"
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        train_dreambooth(
+            base_model=str(base),
+            instances=instances,
+            pipeline_dir=out / "pipeline",
+            work_dir=out,
+            cfg=cfg,
+            run=run,
+            gen_cfg=gen,
+            threads=torch.get_num_threads(),
+        )
+        seconds[n] = time.perf_counter() - start
+    return {
+        "fixed_s": round(seconds[1], 2),
+        "steps_per_s": round((steps - 1) / max(seconds[steps] - seconds[1], 1e-9), 3),
+        "peak_gpu_mb": (
+            round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None
+        ),
+    }
 
 
 def generation_run(pipe, *, n_images, batch, steps, device, dtype, scheduler="dpmsolver++"):
@@ -171,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--sd15", action="store_true", help="SD 1.5-size model, 512 px, CUDA bf16")
+    parser.add_argument("--quick", action="store_true", help="tiny model, few steps (tests)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.sd15 and not torch.cuda.is_available():
@@ -179,32 +200,41 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if args.sd15 else "cpu")
     dtype = torch.bfloat16 if args.sd15 else torch.float32
     if args.sd15:
-        plan = dict(
-            train_batch=4, train_steps=10, gen_images=16, gen_batch=8, gen_single=4, rounds=2
-        )
+        plan = dict(train_batch=4, train_steps=10, gen_images=16, gen_batch=8, gen_single=4)
+        plan |= dict(rounds=2, gen_steps=25)
+    elif args.quick:  # does every part run (tests): a tiny model, a few steps
+        plan = dict(train_batch=2, train_steps=3, gen_images=2, gen_batch=2, gen_single=1)
+        plan |= dict(rounds=1, gen_steps=2)
     else:
-        plan = dict(
-            train_batch=8, train_steps=20, gen_images=16, gen_batch=16, gen_single=4, rounds=3
-        )
+        plan = dict(train_batch=16, train_steps=20, gen_images=16, gen_batch=16, gen_single=4)
+        plan |= dict(rounds=3, gen_steps=25)
     with tempfile.TemporaryDirectory() as tmp:
-        pipe, resolution = (sd15_pipeline if args.sd15 else demo_pipeline)(Path(tmp))
+        tmp = Path(tmp)
+        pipe, resolution = (sd15_pipeline if args.sd15 else demo_pipeline)(tmp, args.quick)
+        pipe.save_pretrained(tmp / "base")  # the trainer reads its base from a folder
+        instances = instance_table(tmp, 2 * plan["train_batch"])
+        common = dict(resolution=resolution, train_batch_size=plan["train_batch"])
+        if args.sd15:
+            common |= dict(mixed_precision="bf16", gradient_checkpointing=True)
+        variants = {"cached": {}, "uncached": {"cache_latents": False}}
+        if args.sd15:  # the memory options, each on top of bf16
+            variants |= {"8bit_adam": {"use_8bit_adam": True}, "lora_r4": {"lora_rank": 4}}
+        train = {}
+        for name, extra in variants.items():
+            try:
+                train[name] = time_trainer(
+                    tmp / "base",
+                    instances,
+                    tmp / name,
+                    steps=plan["train_steps"],
+                    **common,
+                    **extra,
+                )
+            except (RuntimeError, ImportError) as err:  # e.g. no bitsandbytes on this machine
+                train[name] = {"error": str(err)[:300]}
+            print(f"train_dreambooth [{name}]: {train[name]}", flush=True)
     attention = sorted({type(p).__name__ for p in pipe.unet.attn_processors.values()})
-    kw = dict(resolution=resolution, batch=plan["train_batch"], steps=plan["train_steps"])
-    train = best_rates(
-        {
-            "cached": (
-                training_run(pipe, cached=True, device=device, dtype=dtype, **kw),
-                kw["steps"],
-            ),
-            "uncached": (
-                training_run(pipe, cached=False, device=device, dtype=dtype, **kw),
-                kw["steps"],
-            ),
-        },
-        plan["rounds"],
-        device,
-    )
-    gen = dict(steps=25, device=device, dtype=dtype)
+    gen = dict(steps=plan["gen_steps"], device=device, dtype=dtype)
     n_batched, n_single = plan["gen_images"], plan["gen_single"]
     sample = best_rates(
         {
@@ -217,7 +247,6 @@ def main(argv: list[str] | None = None) -> int:
         plan["rounds"],
         device,
     )
-    # the schedulers users pick from: DPM-Solver++ at 25 steps (our default) vs DDIM / PNDM at 50
     schedulers = best_rates(
         {
             f"{name}_{steps}": (
@@ -232,17 +261,12 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 n_batched,
             )
-            for name, steps in [("dpmsolver++", 25), ("ddim", 50), ("pndm", 50)]
+            for name, steps in SCHEDULER_STEPS[: 1 if args.quick else None]
         },
         plan["rounds"],
         device,
     )
-    cached, uncached, batched, single = (
-        train["cached"],
-        train["uncached"],
-        sample["batched"],
-        sample["single"],
-    )
+    batched, single = sample["batched"], sample["single"]
     figures = {
         "model": "sd15-size random weights" if args.sd15 else "demo base (untrained)",
         "resolution": resolution,
@@ -251,14 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "attention": attention,
         "dreambooth": {
+            "trainer": "brainmr.diffusion.train_dreambooth",
             "batch_size": plan["train_batch"],
-            "rounds_best_of": plan["rounds"],
-            "cached_steps_per_s": round(cached, 3),
-            "uncached_steps_per_s": round(uncached, 3),
-            "cached_over_uncached": round(cached / uncached, 2),
+            "steps_timed": plan["train_steps"],
+            **train,
         },
         "generation": {
-            "inference_steps": 25,
+            "inference_steps": plan["gen_steps"],
             "batch_size": plan["gen_batch"],
             "batched_images_per_s": round(batched, 3),
             "one_per_call_images_per_s": round(single, 3),

@@ -52,6 +52,9 @@ def time_dry_run(n_subjects: int, n_conditions: int, repeat: int) -> list[float]
         csv = make_adni_tree(tmp / "adni", n_subjects)
         config = yaml.safe_load((REPO / "config/adni.yaml").read_text())
         config["cohort"] |= {"collection_csv": str(csv), "download_dir": str(tmp / "adni")}
+        # adni.yaml's base_model is a placeholder path, and a local base is a checked input
+        (tmp / "sd15").mkdir()
+        config["base_model"] = str(tmp / "sd15")
         prompts = list(config["conditions"].values())
         config["conditions"] = {f"c{i}": prompts[i % len(prompts)] for i in range(n_conditions)}
         (tmp / "config.yaml").write_text(yaml.safe_dump(config))

@@ -24,6 +24,14 @@ BENCHES = {
     "diffusion": ["bench/diffusion.py"],
     "evaluate": ["bench/evaluate.py"],
 }
+# --quick: every section on the smallest input that runs all of its code (tests)
+QUICK = {
+    "dryrun": ["bench/dryrun.py", "--subjects", "20", "--conditions", "2", "--repeat", "1"],
+    "preprocess": ["bench/preprocess.py", "--subjects", "1", "--no-default"]
+    + ["--strip", "none", "--dry-run-subjects", "20"],
+    "diffusion": ["bench/diffusion.py", "--quick", "--threads", "1"],
+    "evaluate": ["bench/evaluate.py", "--sizes", "demo", "--epochs", "1", "--threads", "1"],
+}
 
 
 def demo_stage_times(benchmarks: Path) -> pd.DataFrame:
@@ -62,38 +70,46 @@ def main() -> None:
     parser.add_argument(
         "--no-demo", action="store_true", help="do not run the demo DAG when it has not run yet"
     )
+    parser.add_argument("--quick", action="store_true", help="smallest inputs (tests); no demo")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the figures go")
     args = parser.parse_args()
+    out = args.out
+    benches = QUICK if args.quick else BENCHES
     lines = [f"# Benchmarks\n\nMachine: {machine()}\n"]
+    failed = []
     for name in args.only:
-        cmd = [sys.executable, *BENCHES[name], "--json", str(OUT / f"{name}.json")]
+        cmd = [sys.executable, *benches[name], "--json", str(out / f"{name}.json")]
         print(f"$ {' '.join(cmd[1:])}", flush=True)
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         print(proc.stdout, end="", flush=True)
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
             lines.append(f"## {name}\n\nFAILED (exit {proc.returncode})\n")
+            failed.append(name)
             continue
-        lines.append(f"## {name}\n\n`python {' '.join(BENCHES[name])}`\n\n```\n{proc.stdout}```\n")
+        lines.append(f"## {name}\n\n`python {' '.join(benches[name])}`\n\n```\n{proc.stdout}```\n")
 
     benchmarks = REPO / "results" / "benchmarks"
-    if not benchmarks.is_dir() and not args.no_demo:
+    if not benchmarks.is_dir() and not (args.no_demo or args.quick):
         # a fresh clone: run the demo DAG once so that its per-rule figures exist
         print("$ snakemake --cores 2 (the demo, for its per-rule benchmark files)", flush=True)
         snakemake = str(Path(sys.executable).with_name("snakemake"))
         subprocess.run([snakemake, "--cores", "2", "--quiet", "rules"], cwd=REPO, check=True)
     stages = demo_stage_times(benchmarks)
     if len(stages):
-        write_json(OUT / "demo_stages.json", {"stages": stages.to_dict(orient="records")})
+        write_json(out / "demo_stages.json", {"stages": stages.to_dict(orient="records")})
         lines.append(
             "## demo DAG per rule (from results/benchmarks of the last `make demo`)\n\n"
             + markdown_table(stages)
             + "\n"
         )
     summary = "\n".join(lines)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "summary.md").write_text(summary)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text(summary)
     print(summary)
-    print(json.dumps({"written": str(OUT)}))
+    print(json.dumps({"written": str(out), "failed": failed}))
+    if failed:  # `make bench` must not pass with a broken section
+        sys.exit(f"benchmark sections failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -34,3 +34,14 @@ def stage_config(cls: type[T], section: str, **overrides: Any) -> T:
     values = {"seed": replicate_seed_default()} | schema_defaults(section) | overrides
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def fields_of(cls: type) -> list[str]:
+    """The config keys a stage reads (what its rule passes as params)."""
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def from_section(cls: type, section: dict[str, Any], **overrides: Any):
+    """A stage config from a (validated) config section, ignoring other stages' keys."""
+    names = set(fields_of(cls))
+    return cls(**{k: v for k, v in (section | overrides).items() if k in names})

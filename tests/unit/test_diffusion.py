@@ -3,12 +3,15 @@ corpus, DreamBooth (artifact, kill and resume, caching, prompts) and generation.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +24,7 @@ from brainmr.config import stage_config
 from brainmr.diffusion import (
     DemoBaseConfig,
     DreamBoothConfig,
+    DreamBoothRunConfig,
     GenerateConfig,
     build_demo_base,
     generate_images,
@@ -29,10 +33,12 @@ from brainmr.diffusion import (
     train_dreambooth,
     write_pretrain_corpus,
 )
+from brainmr.diffusion import checkpoints as ckpt
 from brainmr.diffusion import dreambooth as db
 from brainmr.diffusion.common import cpu_generator, noise_target, tokenize
 from brainmr.diffusion.demo_base import build_tokenizer, load_pretrain_corpus
 from brainmr.diffusion.generate import make_scheduler
+from brainmr.diffusion.identity import base_model_digest
 
 AD_PROMPT = "AD, a MRI brain, ADNI2"
 CN_PROMPT = "CN, a MRI brain, ADNI2"
@@ -63,8 +69,19 @@ DREAMBOOTH_TEST = dict(
     max_train_steps=3,
     train_batch_size=2,
     learning_rate=1e-3,
-    checkpointing_steps=2,
 )
+RUN_TEST = dict(checkpointing_steps=2, validation_steps=0, validation_images=1)
+GEN_TEST = dict(num_inference_steps=2)
+
+
+def run_cfg(**overrides) -> DreamBoothRunConfig:
+    return stage_config(DreamBoothRunConfig, "dreambooth", **(RUN_TEST | overrides))
+
+
+def train(*, run: DreamBoothRunConfig | None = None, **kw) -> None:
+    """train_dreambooth with the tests' checkpoint and validation settings (2-step sampling)."""
+    gen_cfg = stage_config(GenerateConfig, "generate", **GEN_TEST)
+    train_dreambooth(run=run or run_cfg(), gen_cfg=gen_cfg, **kw)
 
 
 @pytest.fixture(autouse=True)
@@ -155,7 +172,7 @@ def test_dreambooth_trains_unet_and_writes_loadable_pipeline(
         db, "encode_prompts", lambda te, tok, p: seen.extend(p) or original(te, tok, p)
     )
     out = tmp_path / "model"
-    train_dreambooth(
+    train(
         base_model=str(base_dir),
         instances=instances,
         pipeline_dir=out,
@@ -178,6 +195,11 @@ def test_dreambooth_trains_unet_and_writes_loadable_pipeline(
     loss = pd.read_csv(tmp_path / "work" / "loss.tsv", sep="\t")
     assert loss.step.tolist() == [1, 2, 3] and np.isfinite(loss.loss).all()
     assert (tmp_path / "work" / "loss.png").stat().st_size > 0
+    # validation_steps 0: one grid, at the end; one row per instance prompt
+    with np.load(tmp_path / "work" / "validation" / "step-000003.npz") as grid:
+        assert grid["images"].shape == (2, 1, 32, 32)
+        assert sorted(grid["prompts"]) == [AD_PROMPT, CN_PROMPT]
+    assert (tmp_path / "work" / "validation.png").stat().st_size > 0
 
 
 def _batches_logged(records) -> dict[int, str]:
@@ -194,30 +216,31 @@ def test_killed_run_resumes_from_checkpoint_with_same_data_order(
 ):
     cfg = dreambooth_cfg(max_train_steps=6, train_batch_size=3)  # 8 items: batches cross epochs
     kw = dict(base_model=str(base_dir), instances=instances, cfg=cfg, threads=2)
-    caplog.set_level(logging.DEBUG, logger="brainmr.diffusion.dreambooth")
-    train_dreambooth(pipeline_dir=tmp_path / "a", work_dir=tmp_path / "work_a", **kw)
+    caplog.set_level(logging.DEBUG, logger="brainmr.diffusion")
+    train(pipeline_dir=tmp_path / "a", work_dir=tmp_path / "work_a", **kw)
     reference = _batches_logged(caplog.records)
     expected = pd.read_csv(tmp_path / "work_a" / "loss.tsv", sep="\t")
+    assert not (tmp_path / "work_a" / "checkpoints").exists()  # removed once the model is saved
 
-    save = db._save_checkpoint
+    save = ckpt.save_checkpoint
 
     def save_then_die(accelerator, folder, step, *args):
         save(accelerator, folder, step, *args)
         if step == 4:
             raise KeyboardInterrupt("killed after checkpoint 4")
 
-    monkeypatch.setattr(db, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_die)
+    keep_two = run_cfg(checkpoints_total_limit=2, keep_checkpoints=True)
     with pytest.raises(KeyboardInterrupt):
-        train_dreambooth(pipeline_dir=tmp_path / "b", work_dir=tmp_path / "work_b", **kw)
+        train(pipeline_dir=tmp_path / "b", work_dir=tmp_path / "work_b", run=keep_two, **kw)
     assert not (tmp_path / "b").exists()
-    assert sorted(p.name for p in (tmp_path / "work_b" / "checkpoints").iterdir()) == [
-        "step-2",
-        "step-4",
-    ]
+    checkpoints = tmp_path / "work_b" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-2", "step-4"]
+    (checkpoints / ".step-6.half-written").mkdir()  # a save killed half-way
 
-    monkeypatch.setattr(db, "_save_checkpoint", save)
+    monkeypatch.setattr(ckpt, "save_checkpoint", save)
     caplog.clear()
-    train_dreambooth(pipeline_dir=tmp_path / "b", work_dir=tmp_path / "work_b", **kw)
+    train(pipeline_dir=tmp_path / "b", work_dir=tmp_path / "work_b", run=keep_two, **kw)
     assert "step 4" in caplog.text and "resuming" in caplog.text
     resumed = _batches_logged(caplog.records)
     assert sorted(resumed) == [5, 6]  # steps 1-4 were not redone
@@ -225,11 +248,75 @@ def test_killed_run_resumes_from_checkpoint_with_same_data_order(
     got = pd.read_csv(tmp_path / "work_b" / "loss.tsv", sep="\t")
     assert got.step.tolist() == list(range(1, 7))
     np.testing.assert_allclose(got.loss, expected.loss, rtol=1e-4)  # same batches, noise, weights
-    assert sorted(p.name for p in (tmp_path / "work_b" / "checkpoints").iterdir()) == [
-        "step-4",
-        "step-6",
-    ]
+    # the limit holds, the half-written folder is gone, kept checkpoints stay after the save
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-4", "step-6"]
     StableDiffusionPipeline.from_pretrained(str(tmp_path / "b"))
+
+
+class _RecordingAccelerator:
+    """Stands in for Accelerate: records which checkpoints exist while a new one is written."""
+
+    def __init__(self, folder):
+        self.folder, self.seen = folder, []
+
+    def save_state(self, path):
+        self.seen.append(sorted(p.name for p in self.folder.glob("step-*")))
+        (Path(path) / "model.safetensors").write_bytes(b"x")
+
+
+@pytest.mark.parametrize(
+    ("limit", "during", "after"),
+    [
+        (1, ["step-4"], ["step-6"]),
+        (2, ["step-4"], ["step-4", "step-6"]),
+        (3, ["step-2", "step-4"], ["step-2", "step-4", "step-6"]),
+    ],
+)
+def test_checkpoints_are_pruned_before_a_new_one_is_written(tmp_path, limit, during, after):
+    identity = {"instances": "a", "config": "b"}
+    accelerator = _RecordingAccelerator(tmp_path)
+    other_run = tmp_path / "step-1"
+    other_run.mkdir()
+    io.write_json(other_run / "meta.json", {"instances": "other", "config": "b", "step": 1})
+    for step in (2, 4):
+        with io.atomic_dir(tmp_path / f"step-{step}") as tmp:
+            io.write_json(Path(tmp) / "meta.json", identity | {"step": step, "history": []})
+    ckpt.save_checkpoint(accelerator, tmp_path, 6, identity, [], limit)
+    # the oldest went first (and another run's at once), never the last valid one
+    assert accelerator.seen == [during]
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == after
+
+
+def test_changed_base_model_is_never_resumed(tmp_path, instances, caplog):
+    """Rebuilding the base at the same path (as a changed demo_base does) retrains from step 0
+    and renews the class images, instead of pairing an old UNet with the new VAE."""
+    base = tmp_path / "base"
+    build_demo_base(base, cfg=stage_config(DemoBaseConfig, "demo_base", **TINY_BASE))
+    digest = base_model_digest(base)
+    shutil.copytree(base, tmp_path / "copy")
+    assert base_model_digest(tmp_path / "copy") == digest  # where it lives does not count
+    cfg = dreambooth_cfg(max_train_steps=2, with_prior_preservation=True, num_class_images=2)
+    kw = dict(instances=instances, cfg=cfg, work_dir=tmp_path / "work")
+    keep = run_cfg(keep_checkpoints=True)
+    train(base_model=str(base), pipeline_dir=tmp_path / "first", run=keep, **kw)
+    stamp = tmp_path / "work" / "class_images" / "class_images.json"
+    assert json.loads(stamp.read_text())["base_model"] == digest
+
+    shutil.rmtree(base)
+    build_demo_base(base, cfg=stage_config(DemoBaseConfig, "demo_base", **TINY_BASE, seed=1))
+    assert base_model_digest(base) != digest
+    caplog.set_level(logging.INFO, logger="brainmr.diffusion")
+    train(base_model=str(base), pipeline_dir=tmp_path / "second", run=keep, **kw)
+    assert "resuming" not in caplog.text
+    assert json.loads(stamp.read_text())["base_model"] == base_model_digest(base)
+    first = StableDiffusionPipeline.from_pretrained(str(tmp_path / "first"))
+    second = StableDiffusionPipeline.from_pretrained(str(tmp_path / "second"))
+    new_base = StableDiffusionPipeline.from_pretrained(str(base))
+    assert not torch.equal(first.unet.conv_in.weight, second.unet.conv_in.weight)
+    # the second model is the new base fine-tuned: close to it, far from the first
+    near = (second.unet.conv_in.weight - new_base.unet.conv_in.weight).abs().max()
+    far = (second.unet.conv_in.weight - first.unet.conv_in.weight).abs().max()
+    assert near < far
 
 
 def test_cached_latents_give_the_same_loss(base_dir, instances):
@@ -346,7 +433,7 @@ def test_prior_preservation_text_encoder_and_accumulation(tmp_path, base_dir, in
         gradient_accumulation_steps=2,
     )
     kw = dict(base_model=str(base_dir), instances=instances, cfg=cfg, work_dir=tmp_path / "work")
-    train_dreambooth(pipeline_dir=tmp_path / "model", **kw)
+    train(pipeline_dir=tmp_path / "model", **kw)
     classes = sorted((tmp_path / "work" / "class_images").glob("class_*.png"))
     assert len(classes) == 3 and io.load_png_gray(classes[0]).shape == (32, 32)
     idx = db.step_batch(0, 1, 8, 3, cfg)
@@ -362,18 +449,22 @@ def test_sigkilled_training_process_resumes(tmp_path, base_dir, instances, caplo
     """A training process killed with SIGKILL (as SLURM or a user would) resumes from its last
     checkpoint on rerun instead of starting over."""
     instances.to_csv(tmp_path / "instances.tsv", sep="\t", index=False)
-    settings = dict(max_train_steps=60, train_batch_size=2, checkpointing_steps=3)
+    settings = dict(max_train_steps=60, train_batch_size=2)
+    run = dict(RUN_TEST, checkpointing_steps=3)
     script = tmp_path / "train.py"
     script.write_text(
         "import pandas as pd, torch\n"
         "from brainmr.config import stage_config\n"
-        "from brainmr.diffusion import DreamBoothConfig, train_dreambooth\n"
+        "from brainmr.diffusion import DreamBoothConfig, DreamBoothRunConfig, GenerateConfig\n"
+        "from brainmr.diffusion import train_dreambooth\n"
         "torch.set_num_threads(1)\n"
         f"cfg = stage_config(DreamBoothConfig, 'dreambooth', **{dreambooth_kwargs(settings)!r})\n"
+        f"run = stage_config(DreamBoothRunConfig, 'dreambooth', **{run!r})\n"
+        f"gen = stage_config(GenerateConfig, 'generate', **{GEN_TEST!r})\n"
         f"train_dreambooth(base_model={str(base_dir)!r},\n"
         f"    instances=pd.read_csv({str(tmp_path / 'instances.tsv')!r}, sep='\\t'),\n"
         f"    pipeline_dir={str(tmp_path / 'model')!r}, work_dir={str(tmp_path / 'work')!r},\n"
-        "    cfg=cfg)\n"
+        "    cfg=cfg, run=run, gen_cfg=gen)\n"
     )
     proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.DEVNULL)
     checkpoints = tmp_path / "work" / "checkpoints"
@@ -386,16 +477,177 @@ def test_sigkilled_training_process_resumes(tmp_path, base_dir, instances, caplo
     assert saved, "no checkpoint was written before the kill"
     assert not (tmp_path / "model").exists()  # the pipeline is only written at the end
 
-    caplog.set_level(logging.INFO, logger="brainmr.diffusion.dreambooth")
-    train_dreambooth(
+    caplog.set_level(logging.INFO, logger="brainmr.diffusion")
+    train(
         base_model=str(base_dir),
         instances=instances,
         pipeline_dir=tmp_path / "model",
         work_dir=tmp_path / "work",
         cfg=dreambooth_cfg(**settings),
+        run=run_cfg(**run),
     )
     resumed = int(re.search(r"resuming from .*\(step (\d+)\)", caplog.text).group(1))
     assert resumed >= min(saved) >= 3
     loss = pd.read_csv(tmp_path / "work" / "loss.tsv", sep="\t")
     assert loss.step.tolist() == list(range(1, 61))
     StableDiffusionPipeline.from_pretrained(str(tmp_path / "model"))
+
+
+def _differs(a, b) -> set[str]:
+    """Names of the parameters that differ between two models of one architecture."""
+    pb = dict(b.named_parameters())
+    return {n for n, p in a.named_parameters() if not torch.equal(p, pb[n])}
+
+
+def test_lora_trains_adapters_merged_into_a_plain_pipeline(tmp_path, base_dir, instances):
+    cfg = dreambooth_cfg(
+        max_train_steps=3,
+        learning_rate=5e-2,
+        lora_rank=4,
+        train_text_encoder=True,
+        lora_text_encoder=True,
+    )
+    run = run_cfg(validation_steps=2)
+    kw = dict(base_model=str(base_dir), instances=instances, cfg=cfg, run=run)
+    train(pipeline_dir=tmp_path / "model", work_dir=tmp_path / "work", **kw)
+    base = StableDiffusionPipeline.from_pretrained(str(base_dir))
+    tuned = StableDiffusionPipeline.from_pretrained(str(tmp_path / "model"))
+    changed = _differs(base.unet, tuned.unet)
+    assert changed and all(re.search(r"attn\d\.to_(q|k|v|out\.0)\.weight$", n) for n in changed)
+    text = _differs(base.text_encoder, tuned.text_encoder)
+    assert text and all(re.search(r"(q|k|v|out)_proj\.weight$", n) for n in text)
+    assert not any("lora" in n for n, _ in tuned.unet.named_parameters())
+    # validation every 2 steps and at the end
+    assert sorted(p.name for p in (tmp_path / "work" / "validation").glob("*.npz")) == [
+        "step-000002.npz",
+        "step-000003.npz",
+    ]
+    # the artifact generates with no LoRA code
+    gen = stage_config(GenerateConfig, "generate", n_images=2, batch_size=2, num_inference_steps=2)
+    generate_images(
+        model_dir=tmp_path / "model",
+        prompt=AD_PROMPT,
+        condition="brain",
+        group="AD",
+        out_dir=tmp_path / "images",
+        cfg=gen,
+        image_size=32,
+    )
+    assert len(list((tmp_path / "images").glob("*.png"))) == 2
+
+
+def test_8bit_adam_without_a_gpu_is_a_clear_error(tmp_path, base_dir, instances):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: 8-bit AdamW can run")
+    with pytest.raises(RuntimeError, match=r"use_8bit_adam.*CUDA"):
+        train(
+            base_model=str(base_dir),
+            instances=instances,
+            pipeline_dir=tmp_path / "model",
+            work_dir=tmp_path / "work",
+            cfg=dreambooth_cfg(use_8bit_adam=True),
+        )
+    assert not (tmp_path / "model").exists()
+
+
+def test_min_snr_weights_and_noise_offset(base_dir, instances):
+    from diffusers import DDPMScheduler
+
+    from brainmr.diffusion.memory import min_snr_weights, offset_noise
+
+    sched = DDPMScheduler.from_config(
+        StableDiffusionPipeline.from_pretrained(str(base_dir)).scheduler.config
+    )
+    t = torch.tensor([0, 100, 500, 999])
+    alpha = sched.alphas_cumprod[t]
+    snr = alpha / (1 - alpha)  # known answer: SNR(t) = abar / (1 - abar)
+    expected = torch.minimum(snr, torch.tensor(5.0)) / snr
+    torch.testing.assert_close(min_snr_weights(sched, t, 5.0), expected.float())
+    assert expected[0] < 1 and expected[-1] == 1  # low-noise steps are down-weighted
+    noise = offset_noise((64, 4, 8, 8), cpu_generator(1), 0.5)
+    per_channel_means = noise.mean(dim=(2, 3))
+    assert per_channel_means.std() > 0.3  # a shared offset per (image, channel)
+    assert torch.equal(
+        offset_noise((2, 4, 8, 8), cpu_generator(1), 0.0),
+        torch.randn((2, 4, 8, 8), generator=cpu_generator(1)),
+    )
+    base = StableDiffusionPipeline.from_pretrained(str(base_dir))
+    data = db.load_instance_set(instances)
+    inputs = db.TrainingInputs(
+        vae=base.vae,
+        text_encoder=base.text_encoder,
+        tokenizer=base.tokenizer,
+        pixels=db.slices_to_pixels(data.slices, 32),
+        prompts=data.prompts,
+        cache_latents=True,
+        train_text=False,
+    )
+    idx = torch.tensor([0, 3, 5])
+    losses = {}
+    for name, extra in {
+        "plain": {},
+        "snr": {"snr_gamma": 0.05},  # most timesteps have SNR > 0.05: weights < 1
+        "offset": {"noise_offset": 0.1},
+    }.items():
+        with torch.no_grad():
+            losses[name] = db.micro_step_loss(
+                base.unet, inputs, sched, idx, 3, cpu_generator(0, 0, 0), dreambooth_cfg(**extra)
+            ).item()
+    assert np.isfinite(list(losses.values())).all()
+    assert losses["snr"] != pytest.approx(losses["plain"])
+    assert losses["offset"] != pytest.approx(losses["plain"])
+
+
+def test_bf16_autocast_on_cpu_end_to_end(tmp_path, base_dir, instances, monkeypatch):
+    """Half precision through Accelerate on a CPU: train, save, generate (the branches a GPU run
+    takes, run in CI)."""
+    from accelerate import Accelerator
+
+    modes = []
+    original = Accelerator.__init__
+
+    def record(self, *args, **kwargs):
+        modes.append(kwargs.get("mixed_precision"))
+        original(self, *args, **kwargs)
+
+    from accelerate.state import AcceleratorState
+
+    monkeypatch.setattr(Accelerator, "__init__", record)
+    cfg = dreambooth_cfg(max_train_steps=2, mixed_precision="bf16", train_text_encoder=True)
+    # Accelerate keeps one state per process (a workflow job is one process): reset it here
+    AcceleratorState._reset_state(True)
+    try:
+        train(
+            base_model=str(base_dir),
+            instances=instances,
+            pipeline_dir=tmp_path / "model",
+            work_dir=tmp_path / "work",
+            cfg=cfg,
+        )
+    finally:
+        AcceleratorState._reset_state(True)
+    assert modes == ["bf16"]
+    loss = pd.read_csv(tmp_path / "work" / "loss.tsv", sep="\t")
+    assert np.isfinite(loss.loss).all()
+    tuned = StableDiffusionPipeline.from_pretrained(str(tmp_path / "model"))
+    assert tuned.unet.dtype == torch.float32  # master weights stay float32
+    gen = stage_config(
+        GenerateConfig, "generate", n_images=2, num_inference_steps=2, mixed_precision="bf16"
+    )
+    from brainmr.diffusion.generate import load_pipeline
+
+    assert (
+        load_pipeline(tmp_path / "model", scheduler="ddim", mixed_precision="bf16").dtype
+        == torch.bfloat16
+    )
+    generate_images(
+        model_dir=tmp_path / "model",
+        prompt=CN_PROMPT,
+        condition="brain",
+        group="CN",
+        out_dir=tmp_path / "images",
+        cfg=gen,
+        image_size=32,
+    )
+    image = io.load_png_gray(next((tmp_path / "images").glob("*.png")))
+    assert image.shape == (32, 32) and np.isfinite(image).all() and image.std() > 0

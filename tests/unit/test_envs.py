@@ -29,6 +29,7 @@ IMPORT_TO_PYPI = {
     "SimpleITK": "simpleitk",
     "sklearn": "scikit-learn",
     "yaml": "pyyaml",
+    "markdown_it": "markdown-it-py",
 }
 # Imported but not pinned: installed as a dependency of a pinned package.
 PROVIDED_BY = {
@@ -36,6 +37,7 @@ PROVIDED_BY = {
     "tokenizers": "transformers",
     "huggingface_hub": "diffusers",
 }
+
 # Never resolved from a rule's env: Snakemake puts its own package on the script's path.
 NOT_FROM_ENV = {"snakemake", "brainmr", "__future__"}
 

@@ -81,6 +81,17 @@ def test_dry_run_default_config_lists_every_subject(tmp_path):
     assert counts["train_classifier"] == seeds and counts["fit_kde"] == 1
     assert counts["summarise_replicates"] == 1 and counts["report_tables"] == 1
     assert counts["figures"] == 1 and counts["kde_sensitivity"] == 1
+    # the demo base pretrains on a GPU when it has one, but asks SLURM for one only if told to
+    assert "gpu=1" not in job_block(proc.stdout, "pretrain_demo_base")
+    assert "gpu=1" in job_block(proc.stdout, "train_dreambooth")
+    asked = write_config(tmp_path / "gpu.yaml", "config/config.yaml", **{"demo_base.gpu": True})
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(asked))
+    assert "gpu=1" in job_block(proc.stdout, "pretrain_demo_base")
+
+
+def job_block(stdout: str, rule: str) -> str:
+    """The dry run's description of the first job of ``rule``."""
+    return stdout.split(f"rule {rule}:")[1].split("\n\n")[0]
 
 
 def test_third_condition_is_a_config_edit(tmp_path):
@@ -193,6 +204,16 @@ def test_end_to_end_small_run(tmp_path):
     assert len(list((results / "qc").glob("*.png"))) == 7
     for seed in (0, 1):
         assert len(list((results / f"generated/brain/seed{seed}/AD").glob("*.png"))) == 4
+        model = results / f"models/brain/seed{seed}"
+        assert (model / "validation.png").stat().st_size > 0
+        assert not (model / "checkpoints").exists()  # removed once the pipeline is saved
+    # logs are plain lines (no carriage-return frames) and small enough to read with less
+    sizes = {p: p.stat().st_size for p in (results / "logs").rglob("*.log")}
+    assert sizes and max(sizes.values()) < 20_000, max(sizes.items(), key=lambda kv: kv[1])
+    assert not [p for p in sizes if "\r" in p.read_text()]
+    dreambooth_log = (results / "logs/train_dreambooth/brain/seed0.log").read_text()
+    assert "DreamBooth pipeline: 4/4 step (100%)" in dreambooth_log
+    assert len(dreambooth_log) < 10_000
     summary = (results / "table1_summary.md").read_text()
     assert "SYNTHETIC" in summary and "Fisher" in summary
     assert "SYNTHETIC" in (results / "table1.md").read_text().upper()
@@ -218,6 +239,14 @@ def test_end_to_end_small_run(tmp_path):
             0.9,
             {"set_metrics", "report_tables"},
             {"flag_outliers", "train_classifier", "fit_kde"},
+        ),
+        # how often checkpoints are written does not change the model: no GPU hours lost
+        ("dreambooth.checkpointing_steps", 3, set(), {"train_dreambooth", "generate_images"}),
+        (
+            "dreambooth.noise_offset",
+            0.05,
+            {"train_dreambooth", "generate_images", "score_generated"},
+            {"preprocess_scan", "fit_kde", "train_classifier", "pretrain_demo_base"},
         ),
     ]:
         changed = write_config(

@@ -12,6 +12,7 @@ sys.path.insert(
 
 from brainmr import GROUPS  # noqa: E402
 from brainmr.cohort import scans_for_config  # noqa: E402
+from brainmr.diffusion import DemoBaseConfig, DreamBoothConfig  # noqa: E402
 from brainmr.evaluate.config import (  # noqa: E402
     ClassifierConfig,
     JudgeConfig,
@@ -47,6 +48,12 @@ def group_of(wildcards):
     return SCANS.at[wildcards.subject, "group"]
 
 
+def qc_labels(wildcards):
+    """The QC gallery's labels: which subject, group and split a picture shows."""
+    row = SCANS.loc[wildcards.subject]
+    return {"subject": wildcards.subject, "group": row["group"], "split": row["split"]}
+
+
 def slices_of(subjects):
     return expand("results/slices/{subject}.npy", subject=subjects)
 
@@ -80,13 +87,21 @@ JUDGE_PARAMS = stage_params(JudgeConfig) | {"seed": config["evaluate"]["seed"]}
 CLASSIFIER_PARAMS = stage_params(ClassifierConfig)  # + the replicate seed
 
 
-def replicate(section):
-    """A section of config with the replicate seed of the job's wildcards."""
+def replicate(section, cls):
+    """The keys of a config section that ``cls`` (a stage config) reads, with the job's
+    replicate seed: settings that do not change the output (checkpoint cadence) stay out.
+    """
 
     def params(wildcards):
-        return config[section] | {"seed": int(wildcards.seed)}
+        keys = [key for key in fields_of(cls) if key != "seed"]
+        return {key: config[section][key] for key in keys} | {
+            "seed": int(wildcards.seed)
+        }
 
     return params
+
+
+DEMO_BASE_PARAMS = {key: config["demo_base"][key] for key in fields_of(DemoBaseConfig)}
 
 
 def provenance(wildcards):

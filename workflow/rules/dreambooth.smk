@@ -13,7 +13,7 @@ rule demo_pretrain_corpus:
     conda:
         "../../envs/diffusion.yaml"
     params:
-        demo_base=config.get("demo_base", {}),
+        demo_base=DEMO_BASE_PARAMS,
     script:
         "../scripts/demo_pretrain_corpus.py"
 
@@ -28,7 +28,7 @@ rule build_demo_base:
     conda:
         "../../envs/diffusion.yaml"
     params:
-        demo_base=config.get("demo_base", {}),
+        demo_base=DEMO_BASE_PARAMS,
     script:
         "../scripts/build_demo_base.py"
 
@@ -47,11 +47,12 @@ rule pretrain_demo_base:
         "../../envs/diffusion.yaml"
     threads: config["job_threads"]
     resources:
-        gpu=1,
+        # it uses a GPU whenever torch sees one, but asks for one only where config says so
+        gpu=1 if config["demo_base"]["gpu"] else 0,
         mem_mb=8000,
         runtime=60,
     params:
-        demo_base=config.get("demo_base", {}),
+        demo_base=DEMO_BASE_PARAMS,
     script:
         "../scripts/pretrain_demo_base.py"
 
@@ -67,7 +68,14 @@ rule train_dreambooth:
         loss_plot=report(
             "results/models/{condition}/seed{seed}/loss.png",
             category="DreamBooth",
+            subcategory="{condition}, seed {seed}",
             caption="../report/loss.rst",
+        ),
+        validation=report(
+            "results/models/{condition}/seed{seed}/validation.png",
+            category="DreamBooth",
+            subcategory="{condition}, seed {seed}",
+            caption="../report/validation.rst",
         ),
     log:
         "results/logs/train_dreambooth/{condition}/seed{seed}.log",
@@ -83,7 +91,7 @@ rule train_dreambooth:
     params:
         base_model=config["base_model"],
         prompts=prompts_of,
-        dreambooth=replicate("dreambooth"),
+        dreambooth=replicate("dreambooth", DreamBoothConfig),
         work_dir="results/models/{condition}/seed{seed}",
     script:
         "../scripts/train_dreambooth.py"

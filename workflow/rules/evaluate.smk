@@ -143,7 +143,11 @@ rule kde_sensitivity:
         scans=rules.scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
     output:
-        "results/evaluate/kde_sensitivity.csv",
+        report(
+            "results/evaluate/kde_sensitivity.csv",
+            category="Beyond the paper",
+            caption="../report/kde_sensitivity.rst",
+        ),
     log:
         "results/logs/kde_sensitivity.log",
     benchmark:

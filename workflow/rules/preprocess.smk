@@ -7,7 +7,12 @@ rule preprocess_scan:
     output:
         slice="results/slices/{subject}.npy",
         png="results/slices/{subject}.png",
-        qc="results/qc/{subject}.png",
+        qc=report(
+            "results/qc/{subject}.png",
+            category="QC",
+            caption="../report/qc.rst",
+            labels=qc_labels,
+        ),
         transform="results/transforms/{subject}_to_MNI152.tfm",
     log:
         "results/logs/preprocess_scan/{subject}.log",

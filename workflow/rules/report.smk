@@ -15,6 +15,11 @@ rule report_tables:
             "results/table1.csv", category="Table 1", caption="../report/table1.rst"
         ),
         md="results/table1.md",
+        html=report(
+            "results/table1.html",
+            category="Table 1",
+            caption="../report/table1.rst",
+        ),
         vs_paper="results/table1_vs_paper.md",
         summary_csv=report(
             "results/table1_summary.csv",
@@ -22,6 +27,11 @@ rule report_tables:
             caption="../report/table1_summary.rst",
         ),
         summary_md="results/table1_summary.md",
+        summary_html=report(
+            "results/table1_summary.html",
+            category="Table 1",
+            caption="../report/table1_summary.rst",
+        ),
         metrics=report(
             "results/metrics.csv",
             category="Beyond the paper",

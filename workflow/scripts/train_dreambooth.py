@@ -3,17 +3,27 @@ import _brainmr_path  # noqa: F401
 from snakemake.script import snakemake
 
 from brainmr.cohort import instance_set, slice_table
-from brainmr.diffusion import DreamBoothConfig, train_dreambooth
+from brainmr.config import from_section
+from brainmr.diffusion import (
+    DreamBoothConfig,
+    DreamBoothRunConfig,
+    GenerateConfig,
+    train_dreambooth,
+)
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
 slices = slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices)
+# Checkpointing and validation settings come from config, not params: changing them must not
+# rerun training.
 train_dreambooth(
     base_model=snakemake.params.base_model,
     instances=instance_set(slices, snakemake.params.prompts),
     pipeline_dir=snakemake.output.model,
     work_dir=snakemake.params.work_dir,
     cfg=DreamBoothConfig(**snakemake.params.dreambooth),
+    run=from_section(DreamBoothRunConfig, snakemake.config["dreambooth"]),
+    gen_cfg=from_section(GenerateConfig, snakemake.config["generate"], seed=0),
     threads=snakemake.threads,
 )

@@ -1,19 +1,27 @@
-"""brainmr.diffusion: the demo base model, DreamBooth fine-tuning and image generation."""
+"""brainmr.diffusion: the demo base model, DreamBooth fine-tuning and image generation.
 
-from brainmr.diffusion.config import DemoBaseConfig, DreamBoothConfig, GenerateConfig
-from brainmr.diffusion.demo_base import build_demo_base, pretrain_demo_base, write_pretrain_corpus
-from brainmr.diffusion.dreambooth import train_dreambooth
-from brainmr.diffusion.generate import generate_image_sets, generate_images, regenerate_image
+Names are imported lazily, so that the workflow can read the stage configs at parse time without
+importing torch."""
 
-__all__ = [
-    "DemoBaseConfig",
-    "DreamBoothConfig",
-    "GenerateConfig",
-    "build_demo_base",
-    "generate_image_sets",
-    "generate_images",
-    "pretrain_demo_base",
-    "regenerate_image",
-    "train_dreambooth",
-    "write_pretrain_corpus",
-]
+from importlib import import_module
+
+_HOMES = {
+    "DemoBaseConfig": "config",
+    "DreamBoothConfig": "config",
+    "DreamBoothRunConfig": "config",
+    "GenerateConfig": "config",
+    "build_demo_base": "demo_base",
+    "pretrain_demo_base": "demo_base",
+    "write_pretrain_corpus": "demo_base",
+    "train_dreambooth": "dreambooth",
+    "generate_image_sets": "generate",
+    "generate_images": "generate",
+    "regenerate_image": "generate",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)

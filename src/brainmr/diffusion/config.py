@@ -36,9 +36,26 @@ class DreamBoothConfig:
     class_prompt: str
     num_class_images: int
     cache_latents: bool
-    checkpointing_steps: int
     max_grad_norm: float
+    use_8bit_adam: bool
+    lora_rank: int
+    lora_text_encoder: bool
+    snr_gamma: float
+    noise_offset: float
     seed: int
+
+
+@dataclass(frozen=True)
+class DreamBoothRunConfig:
+    """How a DreamBooth run is checkpointed and watched. None of it changes the trained model, so
+    it is not part of the rule's params (changing it never reruns training) nor of the identity
+    a checkpoint must match to be resumed."""
+
+    checkpointing_steps: int
+    checkpoints_total_limit: int
+    keep_checkpoints: bool
+    validation_steps: int
+    validation_images: int
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
-from tqdm.auto import tqdm
 
 from brainmr import SLICE_SIZE, io
 from brainmr.diffusion.common import (
@@ -27,6 +26,7 @@ from brainmr.diffusion.common import (
     tokenize,
 )
 from brainmr.diffusion.config import DemoBaseConfig
+from brainmr.logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -325,8 +325,9 @@ def train_vae(vae, pixels: torch.Tensor, cfg: DemoBaseConfig, rng) -> list[float
     optimizer, schedule = _optimizer(vae.parameters(), cfg.learning_rate, cfg.vae_steps)
     losses = []
     batches = _batches(len(pixels), cfg.batch_size, cfg.vae_steps, rng)
-    for idx in tqdm(batches, total=cfg.vae_steps, desc="demo base: VAE", unit="step"):
-        batch = pixels[idx]
+    bar = progress(batches, total=cfg.vae_steps, desc="demo base: VAE", unit="step")
+    for idx in bar:
+        batch = pixels[idx].to(vae.device)
         posterior = vae.encode(batch).latent_dist
         recon = vae.decode(posterior.sample()).sample
         loss = F.mse_loss(recon, batch) + KL_WEIGHT * posterior.kl().mean()
@@ -336,6 +337,7 @@ def train_vae(vae, pixels: torch.Tensor, cfg: DemoBaseConfig, rng) -> list[float
         optimizer.step()
         schedule.step()
         losses.append(loss.detach().item())
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
     vae.eval()
     return losses
 
@@ -346,7 +348,7 @@ def fit_scaling_factor(vae, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.T
     chosen the same way); returns the corpus' posterior means and stds."""
     means, stds = [], []
     for chunk in pixels.split(64):
-        dist = vae.encode(chunk).latent_dist
+        dist = vae.encode(chunk.to(vae.device)).latent_dist
         means.append(dist.mean)
         stds.append(dist.std)
     mean, std = torch.cat(means), torch.cat(stds)
@@ -362,6 +364,7 @@ def train_unet_and_text(
     mean, std = latents
     params = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer, schedule = _optimizer(params, cfg.learning_rate, cfg.unet_steps)
+    device = unet.device
     ids = tokenize(tokenizer, captions)
     empty = tokenize(tokenizer, [""])[0]
     unet.train()
@@ -369,12 +372,15 @@ def train_unet_and_text(
     losses = []
     batches = _batches(len(mean), cfg.batch_size, cfg.unet_steps, rng)
     gen = torch.Generator().manual_seed(cfg.seed)
-    for idx in tqdm(batches, total=cfg.unet_steps, desc="demo base: UNet + text", unit="step"):
+    bar = progress(batches, total=cfg.unet_steps, desc="demo base: UNet + text", unit="step")
+    for idx in bar:
+        # noise drawn on the CPU generator, so a GPU run draws what a CPU run does
         x0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)
         batch_ids = ids[idx].clone()
         batch_ids[torch.rand(len(idx), generator=gen) < CAPTION_DROPOUT] = empty
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(idx),), generator=gen)
+        x0, noise, t, batch_ids = (v.to(device) for v in (x0, noise, t, batch_ids))
         pred = unet(scheduler.add_noise(x0, noise, t), t, text_encoder(batch_ids)[0]).sample
         loss = F.mse_loss(pred, noise)
         optimizer.zero_grad(set_to_none=True)
@@ -383,6 +389,7 @@ def train_unet_and_text(
         optimizer.step()
         schedule.step()
         losses.append(loss.detach().item())
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
     unet.eval()
     text_encoder.eval()
     return losses
@@ -399,12 +406,15 @@ def pretrain_demo_base(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     pipe = StableDiffusionPipeline.from_pretrained(str(base_dir), safety_checker=None)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    pipe.to(device)
+    log.info("pretraining the demo base on %s", device)
     images, captions = load_pretrain_corpus(corpus_npz)
     pixels = slices_to_pixels(images, cfg.resolution)
     started = time.perf_counter()
     vae_losses = train_vae(pipe.vae, pixels, cfg, rng)
     log.info("VAE: %d steps in %.0f s", cfg.vae_steps, time.perf_counter() - started)
-    mean, std = fit_scaling_factor(pipe.vae, pixels)
+    mean, std = (v.cpu() for v in fit_scaling_factor(pipe.vae, pixels))
     scale = pipe.vae.config.scaling_factor
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     started = time.perf_counter()
@@ -422,7 +432,7 @@ def pretrain_demo_base(
         "UNet + text encoder: %d steps in %.0f s", cfg.unet_steps, time.perf_counter() - started
     )
     with io.atomic_dir(out_dir) as tmp:
-        pipe.save_pretrained(tmp)
+        pipe.to("cpu").save_pretrained(tmp)
         table = pd.DataFrame(
             {
                 "phase": ["vae"] * len(vae_losses) + ["unet"] * len(unet_losses),

@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from brainmr import io
+from brainmr.diffusion import checkpoints as ckpt
 from brainmr.diffusion.common import (
     cpu_generator,
     device_and_dtype,
@@ -33,12 +32,24 @@ from brainmr.diffusion.common import (
     slices_to_pixels,
     tokenize,
 )
-from brainmr.diffusion.config import DreamBoothConfig
+from brainmr.diffusion.config import DreamBoothConfig, DreamBoothRunConfig, GenerateConfig
+from brainmr.diffusion.identity import base_model_digest, config_digest
+from brainmr.diffusion.memory import (
+    LORA_TEXT_MODULES,
+    LORA_UNET_MODULES,
+    add_lora,
+    make_optimizer,
+    merge_lora,
+    min_snr_weights,
+    offset_noise,
+    trainable_parameters,
+)
+from brainmr.diffusion.validation import save_grid, validation_figure, validation_grid
+from brainmr.logs import progress
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("path", "group", "prompt", "subject")
-KEEP_CHECKPOINTS = 2
 CLASS_IMAGE_STEPS = 25  # class images (prior preservation) from the base, DPM-Solver++
 CLASS_IMAGE_GUIDANCE = 7.5
 ENCODE_CHUNK = 16
@@ -120,14 +131,6 @@ def step_batch(step: int, micro: int, n_instance: int, n_class: int, cfg) -> np.
     return np.concatenate([idx, prior + n_instance])
 
 
-def config_digest(cfg: DreamBoothConfig, base_model: str) -> str:
-    """What a checkpoint must match to be resumed: every setting that changes training (how
-    often checkpoints are written does not)."""
-    settings = dataclasses.asdict(cfg) | {"base_model": str(base_model)}
-    settings.pop("checkpointing_steps")
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-
-
 # ----------------------------------------------------------------------------- latents + prompts
 class TrainingInputs:
     """Latents and prompt embeddings of a batch. The VAE is always frozen: with
@@ -177,19 +180,29 @@ class TrainingInputs:
             return self.text_encoder(ids.to(self.text_encoder.device))[0]
 
 
+def _mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    per_item = ((pred - target) ** 2).mean(dim=tuple(range(1, pred.ndim)))
+    return per_item.mean() if weights is None else (per_item * weights).mean()
+
+
 def micro_step_loss(unet, inputs: TrainingInputs, scheduler, idx, n_instance, generator, cfg):
     """Noise-prediction MSE of one micro-batch (instance items first, then class items whose
-    loss is weighted by ``prior_loss_weight``)."""
+    loss is weighted by ``prior_loss_weight``), min-SNR weighted and with offset noise where
+    the config asks."""
     latents = inputs.latents(idx, generator)
-    noise = torch.randn(latents.shape, generator=generator).to(latents.device)
+    noise = offset_noise(latents.shape, generator, cfg.noise_offset).to(latents.device)
     steps = scheduler.config.num_train_timesteps
     timesteps = torch.randint(0, steps, (len(idx),), generator=generator).to(latents.device)
     noisy = scheduler.add_noise(latents, noise, timesteps)
     pred = unet(noisy, timesteps, inputs.embeddings(idx)).sample.float()
     target = noise_target(scheduler, latents, noise, timesteps).float()
-    loss = F.mse_loss(pred[:n_instance], target[:n_instance])
+    weights = min_snr_weights(scheduler, timesteps, cfg.snr_gamma) if cfg.snr_gamma > 0 else None
+    part = slice(None, n_instance)
+    loss = _mse(pred[part], target[part], None if weights is None else weights[part])
     if len(idx) > n_instance:
-        loss = loss + cfg.prior_loss_weight * F.mse_loss(pred[n_instance:], target[n_instance:])
+        rest = slice(n_instance, None)
+        prior = _mse(pred[rest], target[rest], None if weights is None else weights[rest])
+        loss = loss + cfg.prior_loss_weight * prior
     return loss
 
 
@@ -205,14 +218,15 @@ def load_base(base_model: str):
         raise ValueError(f"base model {base_model!r}: not a loadable SD pipeline: {err}") from err
 
 
-def class_images(base_model: str, cfg: DreamBoothConfig, folder: Path) -> np.ndarray:
+def class_images(base_model: str, cfg: DreamBoothConfig, folder: Path, base_digest: str):
     """Prior-preservation images of ``cfg.class_prompt`` from the base model, cached as PNGs in
-    ``folder`` (image i from seed cfg.seed + i, so a partial cache is completed, not redone)."""
+    ``folder`` (image i from seed cfg.seed + i, so a partial cache is completed, not redone).
+    The cache is keyed by the base's content digest: another base never reuses it."""
     from diffusers import StableDiffusionPipeline
 
     from brainmr.diffusion.generate import make_scheduler, sample_images
 
-    key = {"base_model": str(base_model), "prompt": cfg.class_prompt, "size": cfg.resolution}
+    key = {"base_model": base_digest, "prompt": cfg.class_prompt, "size": cfg.resolution}
     key["seed"] = cfg.seed
     stamp = folder / "class_images.json"
     if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) != key:
@@ -228,7 +242,7 @@ def class_images(base_model: str, cfg: DreamBoothConfig, folder: Path) -> np.nda
         ).to(device)
         pipe.scheduler = make_scheduler("dpmsolver++", pipe.scheduler.config)
         pipe.set_progress_bar_config(disable=True)
-        for start in tqdm(range(0, len(todo), 8), desc="class images", unit="batch"):
+        for start in progress(range(0, len(todo), 8), desc="class images", unit="batch"):
             chunk = todo[start : start + 8]
             images = sample_images(
                 pipe,
@@ -242,42 +256,6 @@ def class_images(base_model: str, cfg: DreamBoothConfig, folder: Path) -> np.nda
                 io.save_png_gray(paths[i], image)
         del pipe
     return np.stack([io.load_png_gray(p) for p in paths])
-
-
-# ----------------------------------------------------------------------------- checkpoints
-def _checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    found = [(int(p.name.split("-")[1]), p) for p in folder.glob("step-*") if p.is_dir()]
-    return sorted(found)
-
-
-def _matches(path: Path, identity: dict) -> dict | None:
-    try:
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return meta if all(meta.get(k) == v for k, v in identity.items()) else None
-
-
-def _save_checkpoint(accelerator, folder: Path, step: int, identity: dict, history: list) -> None:
-    """Write step-N atomically, then keep the newest KEEP_CHECKPOINTS of this run (checkpoints
-    of another instance set or config are stale for this work_dir and removed)."""
-    with io.atomic_dir(folder / f"step-{step}") as tmp:
-        accelerator.save_state(str(tmp))
-        io.write_json(Path(tmp) / "meta.json", identity | {"step": step, "history": history})
-    ours = [p for _, p in _checkpoints(folder) if _matches(p, identity)]
-    for path in [p for _, p in _checkpoints(folder) if p not in ours] + ours[:-KEEP_CHECKPOINTS]:
-        shutil.rmtree(path)
-
-
-def _resume(accelerator, folder: Path, identity: dict, max_steps: int) -> tuple[int, list]:
-    """Load the newest checkpoint of this run; (0, []) when there is none."""
-    for step, path in reversed(_checkpoints(folder)):
-        meta = _matches(path, identity)
-        if meta is not None and step <= max_steps:
-            accelerator.load_state(str(path))
-            log.info("resuming from %s (step %d)", path, step)
-            return step, [list(row) for row in meta["history"]]
-    return 0, []
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -336,21 +314,47 @@ def save_pipeline(base_model, unet, text_encoder, pipeline_dir: Path, card: str,
 
 
 # ----------------------------------------------------------------------------- training
-def _prepare_models(base, cfg: DreamBoothConfig, device, dtype):
-    """Freeze what is not trained; frozen parts in ``dtype`` on the device."""
+def _prepare_models(base, cfg: DreamBoothConfig, device, dtype) -> list:
+    """Freeze what is not trained (frozen parts in ``dtype`` on the device), add LoRA adapters
+    where asked; the models being trained, UNet first."""
     base.vae.requires_grad_(False).to(device).eval()
     base.text_encoder.requires_grad_(cfg.train_text_encoder).to(device)
     if dtype != torch.float32:  # (a float32 cast makes diffusers warn)
         base.vae.to(dtype)
         if not cfg.train_text_encoder:
             base.text_encoder.to(dtype)
-    base.unet.train()
+    base.unet.to(device).train()
+    if cfg.lora_rank > 0:
+        add_lora(base.unet, cfg.lora_rank, LORA_UNET_MODULES)
+        if cfg.train_text_encoder and cfg.lora_text_encoder:
+            add_lora(base.text_encoder, cfg.lora_rank, LORA_TEXT_MODULES)
     if cfg.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()
         if cfg.train_text_encoder:
             base.text_encoder.gradient_checkpointing_enable()
     if cfg.train_text_encoder:
         base.text_encoder.train()
+        return [base.unet, base.text_encoder]
+    return [base.unet]
+
+
+def _validation_pipeline(base, unet, text_encoder, gen_cfg: GenerateConfig):
+    from diffusers import StableDiffusionPipeline
+
+    from brainmr.diffusion.generate import make_scheduler
+
+    pipe = StableDiffusionPipeline(
+        vae=base.vae,
+        text_encoder=text_encoder,
+        tokenizer=base.tokenizer,
+        unet=unet,
+        scheduler=make_scheduler(gen_cfg.scheduler, base.scheduler.config),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def train_dreambooth(
@@ -360,11 +364,15 @@ def train_dreambooth(
     pipeline_dir: Path,
     work_dir: Path,
     cfg: DreamBoothConfig,
+    run: DreamBoothRunConfig,
+    gen_cfg: GenerateConfig,
     threads: int = 1,
 ) -> None:
     """Fine-tune ``base_model`` on the instance slices with their prompts; write the pipeline
-    and its model card to ``pipeline_dir`` (atomically) and loss.tsv / loss.png to ``work_dir``.
-    Resumes from the newest matching checkpoint in ``work_dir/checkpoints``."""
+    and its model card to ``pipeline_dir`` (atomically), and loss.tsv, loss.png and
+    validation.png (grids sampled with ``gen_cfg``'s scheduler, steps and guidance) to
+    ``work_dir``. Resumes from the newest checkpoint in ``work_dir/checkpoints`` made from the
+    same instance set, settings and base model content."""
     from accelerate import Accelerator
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_scheduler
@@ -372,7 +380,8 @@ def train_dreambooth(
     set_cpu_threads(threads)
     pipeline_dir, work_dir = Path(pipeline_dir), Path(work_dir)
     data = load_instance_set(instances)
-    identity = {"instances": data.digest, "config": config_digest(cfg, base_model)}
+    base_digest = base_model_digest(base_model)
+    identity = {"instances": data.digest, "config": config_digest(cfg, base_digest)}
     accelerator = Accelerator(
         mixed_precision=effective_precision(cfg.mixed_precision),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -388,10 +397,10 @@ def train_dreambooth(
         )
     pixels, prompts = slices_to_pixels(data.slices, cfg.resolution), list(data.prompts)
     if cfg.with_prior_preservation:
-        extra = class_images(base_model, cfg, work_dir / "class_images")
+        extra = class_images(base_model, cfg, work_dir / "class_images", base_digest)
         pixels = torch.cat([pixels, slices_to_pixels(extra, cfg.resolution)])
         prompts += [cfg.class_prompt] * len(extra)
-    _prepare_models(base, cfg, device, dtype)
+    trained = _prepare_models(base, cfg, device, dtype)
     inputs = TrainingInputs(
         vae=base.vae,
         text_encoder=base.text_encoder,
@@ -401,9 +410,10 @@ def train_dreambooth(
         cache_latents=cfg.cache_latents,
         train_text=cfg.train_text_encoder,
     )
-    trained = [base.unet] + ([base.text_encoder] if cfg.train_text_encoder else [])
-    params = [p for model in trained for p in model.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=1e-2)
+    params = trainable_parameters(trained)
+    optimizer = make_optimizer(
+        params, learning_rate=cfg.learning_rate, use_8bit_adam=cfg.use_8bit_adam
+    )
     lr_schedule = get_scheduler(
         cfg.lr_scheduler,
         optimizer,
@@ -413,9 +423,35 @@ def train_dreambooth(
     *trained, optimizer = accelerator.prepare(*trained, optimizer)
     accelerator.register_for_checkpointing(lr_schedule)
     checkpoints = work_dir / "checkpoints"
-    start, history = _resume(accelerator, checkpoints, identity, cfg.max_train_steps)
+    ckpt.remove_stale_temporaries(checkpoints)
+    start, history = ckpt.resume(accelerator, checkpoints, identity, cfg.max_train_steps)
+    ckpt.prune(checkpoints, identity, keep=run.checkpoints_total_limit)
+    validation_dir = work_dir / "validation"
+    if start == 0 and validation_dir.exists():
+        shutil.rmtree(validation_dir)  # grids of an earlier run
+    instance_prompts = sorted(set(data.prompts))
     n_instance = len(data.prompts)
-    bar = tqdm(
+
+    def validate(step: int) -> None:
+        models = [accelerator.unwrap_model(m) for m in trained]
+        for model in models:
+            model.eval()
+        pipe = _validation_pipeline(
+            base, models[0], models[-1] if len(models) > 1 else base.text_encoder, gen_cfg
+        )
+        with accelerator.autocast():
+            grid = validation_grid(
+                pipe,
+                instance_prompts,
+                n_images=run.validation_images,
+                gen_cfg=gen_cfg,
+                resolution=cfg.resolution,
+            )
+        save_grid(validation_dir, step, grid, instance_prompts)
+        for model in models:
+            model.train()
+
+    bar = progress(
         range(start, cfg.max_train_steps),
         initial=start,
         total=cfg.max_train_steps,
@@ -448,18 +484,32 @@ def train_dreambooth(
         history.append([step + 1, float(np.mean(losses)), lr])
         bar.set_postfix(loss=f"{history[-1][1]:.4f}")
         done = step + 1
-        if done % cfg.checkpointing_steps == 0 or done == cfg.max_train_steps:
-            _save_checkpoint(accelerator, checkpoints, done, identity, history)
+        last = done == cfg.max_train_steps
+        if (run.validation_steps and done % run.validation_steps == 0) or last:
+            validate(done)
+        # The final state is saved as a pipeline; a checkpoint of it only if it is kept.
+        if done % run.checkpointing_steps == 0 and (not last or run.keep_checkpoints):
+            ckpt.save_checkpoint(
+                accelerator, checkpoints, done, identity, history, run.checkpoints_total_limit
+            )
     bar.close()
+    if not (validation_dir / f"step-{cfg.max_train_steps:06d}.npz").is_file():
+        validate(cfg.max_train_steps)  # resumed at the end: the final grid
     write_loss_log(work_dir, history)
-    text_encoder = accelerator.unwrap_model(trained[1]) if cfg.train_text_encoder else None
+    validation_figure(validation_dir, work_dir / "validation.png", cfg.max_train_steps)
+    models = [accelerator.unwrap_model(m) for m in trained]
+    if cfg.lora_rank > 0:
+        for model in models:
+            merge_lora(model)
     card = model_card(base_model, data, cfg, cfg.max_train_steps)
     save_pipeline(
         base_model,
-        accelerator.unwrap_model(trained[0]),
-        text_encoder,
+        models[0],
+        models[1] if cfg.train_text_encoder else None,
         pipeline_dir,
         card,
         cfg.resolution,
     )
+    if not run.keep_checkpoints and checkpoints.exists():
+        shutil.rmtree(checkpoints)  # only needed to resume an unfinished run
     log.info("DreamBooth model written to %s", pipeline_dir)

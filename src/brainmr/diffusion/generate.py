@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from brainmr import SLICE_SIZE, io
 from brainmr.diffusion.common import device_and_dtype, resize_image, rgb_to_gray, set_cpu_threads
 from brainmr.diffusion.config import GenerateConfig
+from brainmr.logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def write_image_set(
     rows = []
     with (
         io.atomic_dir(out_dir) as tmp,
-        tqdm(total=cfg.n_images, desc=f"generate {condition}/{group}", unit="img") as bar,
+        progress(total=cfg.n_images, desc=f"generate {condition}/{group}", unit="img") as bar,
     ):
         for start in range(0, cfg.n_images, cfg.batch_size):
             indices = list(range(start, min(start + cfg.batch_size, cfg.n_images)))

@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 from torch import nn
-from tqdm.auto import tqdm
 
 from brainmr import GROUPS, io
 from brainmr.evaluate.config import ClassifierConfig
 from brainmr.evaluate.images import load_normalised, require_columns, require_groups
 from brainmr.evaluate.stats import bootstrap_binary_metrics, reliability_table, split_balance
+from brainmr.logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def fit_cnn(
     xv, yv = (to_tensor(val_images), torch.from_numpy(val_labels.astype(np.int64)))
     history: list[dict] = []
     best = {"loss": math.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
-    for epoch in tqdm(range(1, cfg.cnn_epochs + 1), desc="CNN epochs", leave=False):
+    for epoch in progress(range(1, cfg.cnn_epochs + 1), desc="CNN epochs", unit="epoch"):
         model.train()
         order = torch.randperm(len(x), generator=generator)
         train_loss = 0.0

@@ -4,9 +4,9 @@ or retrain the CNN. Defaults live in the schema alone."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+
+from brainmr.config import fields_of, from_section  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,3 @@ class JudgeConfig:
     knn_k: int
     cnn_batch_size: int
     seed: int
-
-
-def fields_of(cls: type) -> list[str]:
-    """The config keys a stage reads (what its rule passes as params)."""
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-def from_section(cls: type, section: dict[str, Any], **overrides: Any):
-    """A stage config from a (validated) config section, ignoring other stages' keys."""
-    names = set(fields_of(cls))
-    return cls(**{k: v for k, v in (section | overrides).items() if k in names})

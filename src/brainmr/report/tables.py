@@ -19,6 +19,7 @@ import pandas as pd
 from brainmr import GROUPS, io
 from brainmr.evaluate.outliers import REAL_CONDITION, RULE
 from brainmr.evaluate.replicates import OUTLIER_SET
+from brainmr.report.html import markdown_html
 
 log = logging.getLogger(__name__)
 
@@ -462,7 +463,8 @@ def write_tables(
 ) -> None:
     """Format the evaluation into results/. ``inputs``: by_seed, summary, comparisons, verdict,
     set_metrics (one per seed, first seed first), sensitivity, kde. ``outputs``: csv, md,
-    vs_paper, summary_csv, summary_md, metrics."""
+    vs_paper, summary_csv, summary_md, metrics, and optionally html and summary_html (the two
+    Markdown tables as HTML pages for the report)."""
     by_seed = io.read_tsv(inputs["by_seed"]).astype({"condition": str}).fillna({"group": ""})
     summary = io.read_tsv(inputs["summary"]).astype({"condition": str})
     comparisons = io.read_tsv(inputs["comparisons"])
@@ -497,23 +499,25 @@ def write_tables(
         conditions=conditions,
     )
     io.write_text(outputs["md"], "\n".join(md) + "\n")
+    if "html" in outputs:
+        io.write_text(outputs["html"], markdown_html("\n".join(md), "Table 1"))
     io.write_text(
         outputs["vs_paper"], vs_paper_markdown(table, run_label, synthetic, kde, cnn, provenance)
     )
     with io.atomic_path(outputs["summary_csv"]) as tmp:
         summary_frame(summary, conditions).to_csv(tmp, index=False, float_format="%.6g")
-    io.write_text(
-        outputs["summary_md"],
-        summary_markdown(
-            summary=summary,
-            comparisons=comparisons,
-            verdict=verdict,
-            sensitivity=sensitivity,
-            conditions=conditions,
-            run_label=run_label,
-            synthetic=synthetic,
-        ),
+    summary_md = summary_markdown(
+        summary=summary,
+        comparisons=comparisons,
+        verdict=verdict,
+        sensitivity=sensitivity,
+        conditions=conditions,
+        run_label=run_label,
+        synthetic=synthetic,
     )
+    io.write_text(outputs["summary_md"], summary_md)
+    if "summary_html" in outputs:
+        io.write_text(outputs["summary_html"], markdown_html(summary_md, "Table 1 across seeds"))
     all_metrics = pd.concat(metrics, ignore_index=True)
     all_metrics.insert(
         0,

@@ -1,0 +1,89 @@
+"""Options that fit DreamBooth on smaller GPUs or change how its loss is weighted: 8-bit AdamW
+(bitsandbytes), LoRA adapters (peft) merged back into plain weights, min-SNR weighting and the
+noise offset. The defaults (all off) are the paper's full fine-tune."""
+
+from __future__ import annotations
+
+import torch
+
+# Attention projections, as in diffusers' DreamBooth LoRA example.
+LORA_UNET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
+LORA_TEXT_MODULES = ["q_proj", "k_proj", "v_proj", "out_proj"]
+WEIGHT_DECAY = 1e-2
+
+
+def make_optimizer(params, *, learning_rate: float, use_8bit_adam: bool):
+    """AdamW over ``params``; 8-bit AdamW (bitsandbytes) where asked, with a clear error where it
+    cannot run."""
+    if not use_8bit_adam:
+        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=WEIGHT_DECAY)
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            "dreambooth.use_8bit_adam: bitsandbytes' 8-bit AdamW runs on CUDA GPUs and this job "
+            "sees none (torch.cuda.is_available() is False). Set use_8bit_adam: false, or run "
+            "the job on a GPU node (lora_rank > 0 also cuts optimizer memory)."
+        )
+    try:
+        import bitsandbytes as bnb
+    except ImportError as err:
+        raise RuntimeError(
+            "dreambooth.use_8bit_adam needs the bitsandbytes package, which is not installed in "
+            f"this environment ({err}). Install it (pip install bitsandbytes) or set "
+            "use_8bit_adam: false."
+        ) from err
+    return bnb.optim.AdamW8bit(params, lr=learning_rate, weight_decay=WEIGHT_DECAY)
+
+
+def add_lora(model, rank: int, target_modules: list[str]) -> None:
+    """Freeze ``model`` and give it trainable rank-``rank`` LoRA adapters (alpha = rank, so the
+    update is B A with no extra scale) on ``target_modules``."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    model.requires_grad_(False)
+    # peft's own injection works on any torch module (diffusers' UNet, transformers' CLIP)
+    # without the libraries' version-gated add_adapter wrappers
+    config = LoraConfig(
+        r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=target_modules
+    )
+    inject_adapter_in_model(config, model)
+
+
+def merge_lora(model) -> None:
+    """Fold the LoRA adapters into the weights and drop them, leaving a plain model that saves
+    and loads like the base (so the pipeline needs no LoRA code to generate)."""
+    from diffusers.utils.peft_utils import recurse_remove_peft_layers
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+    recurse_remove_peft_layers(model)
+    # save_pretrained would otherwise write the adapter alone
+    model._hf_peft_config_loaded = False
+    if hasattr(model, "peft_config"):
+        del model.peft_config
+
+
+def trainable_parameters(models) -> list[torch.nn.Parameter]:
+    return [p for model in models for p in model.parameters() if p.requires_grad]
+
+
+def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Per-sample loss weights of min-SNR-gamma (Hang et al. 2023): min(SNR, gamma) / SNR for
+    epsilon prediction, min(SNR, gamma) / (SNR + 1) for v-prediction."""
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(scheduler, timesteps)
+    clipped = torch.minimum(snr, torch.full_like(snr, gamma))
+    if scheduler.config.prediction_type == "v_prediction":
+        return clipped / (snr + 1)
+    return clipped / snr
+
+
+def offset_noise(shape, generator: torch.Generator, offset: float) -> torch.Tensor:
+    """Gaussian noise plus ``offset`` times a per-(sample, channel) constant, which lets the model
+    learn to shift a whole image's mean (an MRI slice is mostly black background)."""
+    noise = torch.randn(shape, generator=generator)
+    if offset > 0:
+        noise = noise + offset * torch.randn((shape[0], shape[1], 1, 1), generator=generator)
+    return noise

@@ -1,0 +1,76 @@
+"""The report's global page: its methods text is generated from the run's config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def validated(config_file: str, **changes) -> dict:
+    """A config with the schema's defaults filled in, as Snakemake's validate() leaves it."""
+    schema = yaml.safe_load(
+        (REPO / "workflow/schemas/config.schema.yaml").read_text(encoding="utf-8")
+    )
+
+    def set_defaults(validator, properties, instance, schema):
+        for key, spec in properties.items():
+            if isinstance(instance, dict) and "default" in spec:
+                instance.setdefault(key, spec["default"])
+        yield from Draft202012Validator.VALIDATORS["properties"](
+            validator, properties, instance, schema
+        )
+
+    filling = validators.extend(Draft202012Validator, {"properties": set_defaults})
+    config = yaml.safe_load((REPO / config_file).read_text(encoding="utf-8"))
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    filling(schema).validate(config)
+    return config
+
+
+def render(config: dict) -> str:
+    class Snakemake:
+        pass
+
+    Snakemake.config = config
+    text = (REPO / "workflow/report/workflow.rst").read_text(encoding="utf-8")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    return env.from_string(text).render(snakemake=Snakemake, categories={}, files=[])
+
+
+def test_methods_text_follows_the_demo_config():
+    config = validated("config/config.yaml")
+    text = render(config)
+    assert "SYNTHETIC DATA" in text
+    db = config["dreambooth"]
+    assert f"{db['max_train_steps']} steps at batch {db['train_batch_size']}" in text
+    assert "full fine-tune of the UNet and the text encoder" in text
+    assert f"{config['generate']['n_images']} images per condition" in text
+    assert '"AD, a MRI brain, ADNI2"' in text and "seed 0, 1, 2" not in text
+    assert "median - 5.0 x MAD" in text
+
+
+def test_methods_text_follows_a_changed_config():
+    config = validated(
+        "config/adni.yaml",
+        **{
+            "dreambooth.lora_rank": 8,
+            "evaluate.bandwidth_rule": "per_class",
+            "dreambooth.snr_gamma": 5.0,
+        },
+    )
+    text = render(config)
+    assert "SYNTHETIC" not in text  # the real run carries no banner
+    assert "LoRA rank 8" in text and "full fine-tune" not in text
+    assert "min-SNR weighting (gamma 5.0)" in text
+    assert "a bandwidth per class" in text
+    assert "2000 steps at batch 4" in text
