@@ -251,8 +251,12 @@ def smk_rule_bodies() -> dict[str, str]:
 
 
 def rules_declaring_gpu() -> set[str]:
+    """Rules that always ask for a GPU (``gpu=1``). pretrain_demo_base asks only when
+    ``demo_base.gpu`` is set, so here (the default) it must get none: the else branch checks."""
     return {
-        rule for rule, body in smk_rule_bodies().items() if re.search(r"^\s+gpu\s*=", body, re.M)
+        rule
+        for rule, body in smk_rule_bodies().items()
+        if re.search(r"^\s+gpu\s*=\s*1\s*,", body, re.M)
     }
 
 
