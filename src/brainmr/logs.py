@@ -66,8 +66,9 @@ def log_to(path: str | Path, level: int = logging.INFO) -> None:
         force=True,
     )
     logging.captureWarnings(True)
-    # In a Snakemake job the interval comes from the run's config (progress_interval_s)
-    job = getattr(sys.modules.get("snakemake.script"), "snakemake", None)
+    # In a Snakemake job the interval comes from the run's config (progress_interval_s): the
+    # script's preamble puts the job's `snakemake` object in the script's own globals
+    job = getattr(sys.modules.get("__main__"), "snakemake", None)
     interval = getattr(job, "config", {}).get("progress_interval_s") if job is not None else None
     if interval is not None:
         os.environ[PROGRESS_ENV] = str(interval)

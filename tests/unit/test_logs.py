@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import subprocess
 import sys
 
 from tqdm import tqdm
 
-from brainmr.logs import FinalFrameStream, PlainProgress, progress
+from brainmr.logs import PROGRESS_ENV, FinalFrameStream, PlainProgress, progress
 
 
 def test_carriage_return_frames_keep_only_the_final_one():
@@ -71,3 +72,17 @@ def test_progress_is_plain_in_a_log_file_and_a_bar_on_a_terminal(tmp_path):
     text = (tmp_path / "job.log").read_text()
     assert "\r" not in text and len(text.splitlines()) <= 11 and len(text) < 2000
     assert type(progress(range(3))).__name__ == "PlainProgress"  # pytest's stderr: no TTY
+
+
+def test_log_to_takes_the_progress_interval_from_the_jobs_config(tmp_path):
+    """Snakemake's preamble puts the job's `snakemake` object in the script's globals."""
+    script = (
+        "import os, types\n"
+        "snakemake = types.SimpleNamespace(config={'progress_interval_s': 7})\n"
+        "from brainmr.logs import log_to, progress_seconds\n"
+        f"log_to({str(tmp_path / 'job.log')!r})\n"
+        "print(progress_seconds())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != PROGRESS_ENV}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == "7.0", done.stderr

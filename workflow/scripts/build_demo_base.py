@@ -1,7 +1,5 @@
 import _brainmr_path  # noqa: F401
 
-from snakemake.script import snakemake
-
 from brainmr.diffusion import DemoBaseConfig, build_demo_base
 from brainmr.logs import log_to
 

@@ -1,7 +1,5 @@
 import _brainmr_path  # noqa: F401
 
-from snakemake.script import snakemake
-
 from brainmr.evaluate.outliers import flag_outlier_files
 from brainmr.logs import log_to
 

@@ -1,7 +1,5 @@
 import _brainmr_path  # noqa: F401
 
-from snakemake.script import snakemake
-
 from brainmr.diffusion import GenerateConfig, generate_image_sets
 from brainmr.logs import log_to
 

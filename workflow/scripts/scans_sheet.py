@@ -1,7 +1,5 @@
 import _brainmr_path  # noqa: F401
 
-from snakemake.script import snakemake
-
 from brainmr.cohort import CohortConfig, write_scans_sheet
 from brainmr.logs import log_to
 

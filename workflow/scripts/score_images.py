@@ -1,7 +1,5 @@
 import _brainmr_path  # noqa: F401
 
-from snakemake.script import snakemake
-
 from brainmr.cohort import slice_table
 from brainmr.cohort.sets import generated_table
 from brainmr.evaluate import score_images

@@ -1,7 +1,5 @@
 import _brainmr_path  # noqa: F401
 
-from snakemake.script import snakemake
-
 from brainmr.cohort import DemoConfig
 from brainmr.cohort.demo import demo_scan_seed
 from brainmr.cohort.synth import write_demo_scan

@@ -1,7 +1,5 @@
 import _brainmr_path  # noqa: F401
 
-from snakemake.script import snakemake
-
 from brainmr.cohort import instance_set, slice_table
 from brainmr.config import from_section
 from brainmr.diffusion import (
