@@ -13,7 +13,7 @@ TORCH_VERSION := 2.13.0
 TORCH_INDEX ?=
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: setup demo test lint format bench rulegraph report config-doc clean
+.PHONY: setup demo remedies test lint format bench rulegraph report config-doc clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,13 @@ demo: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml --report results/report.html
 	@cat results/table1.md
+
+# The remedies study on the demo (config/remedies_demo.yaml layered on the demo config).
+REMEDIES_CONFIG := --configfile config/config.yaml config/remedies_demo.yaml
+remedies: setup
+	$(BIN)/snakemake --cores $(CORES) $(REMEDIES_CONFIG)
+	$(BIN)/snakemake --cores $(CORES) $(REMEDIES_CONFIG) --report results/report.html
+	@cat results/remedies.md
 
 test: setup
 	$(BIN)/pytest -q -ra

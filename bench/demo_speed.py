@@ -1,6 +1,7 @@
 """Side-by-side wall time of `make demo` for two commits, on this machine, in one sitting.
 
     python bench/demo_speed.py [--baseline 384a961] [--candidate HEAD] [--workdir /tmp/demo_speed]
+    python bench/demo_speed.py --target remedies --no-baseline   # `make remedies`, one clone
 
 Each commit is cloned fresh from this repository into --workdir, its .venv set up (`make
 setup`, not timed), then `make demo` is timed for the baseline and then for the candidate, one
@@ -57,20 +58,34 @@ def main() -> None:
     parser.add_argument("--candidate", default="HEAD")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/demo_speed"))
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--target", default="demo", help="the make target to time (demo)")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="time the candidate alone (no ratio)"
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     runs = {}
-    for name, commit in (("baseline", args.baseline), ("candidate", args.candidate)):
+    pairs = [("candidate", args.candidate)]
+    if not args.no_baseline:
+        pairs.insert(0, ("baseline", args.baseline))
+    for name, commit in pairs:
         where = clone(commit, args.workdir / name)
         run(["make", "setup"], where, args.workdir / f"{name}_setup.log")
-    for name, commit in (("baseline", args.baseline), ("candidate", args.candidate)):
+    for name, commit in pairs:
         where = args.workdir / name
-        wall = run(["make", "demo"], where, args.workdir / f"{name}_demo.log")
+        wall = run(["make", args.target], where, args.workdir / f"{name}_{args.target}.log")
         runs[name] = {"commit": commit, "wall_s": wall, "rules": rule_seconds(where)}
-        print(f"{name} ({commit}): make demo {wall / 60:.1f} min", flush=True)
+        print(f"{name} ({commit}): make {args.target} {wall / 60:.1f} min", flush=True)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    if args.no_baseline:
+        print(f"{'rule':24s} {'jobs':>6s} {'seconds':>9s}")
+        for rule, (jobs, seconds) in sorted(runs["candidate"]["rules"].items()):
+            print(f"{rule:24s} {int(jobs):6d} {seconds:9.1f}")
+        if args.json:
+            args.json.write_text(json.dumps(runs, indent=2))
+        return
     ratio = runs["candidate"]["wall_s"] / runs["baseline"]["wall_s"]
     print(f"ratio candidate / baseline: {ratio:.2f}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     rules = sorted(set(runs["baseline"]["rules"]) | set(runs["candidate"]["rules"]))
     print(f"{'rule':24s} {'baseline jobs/s':>18s} {'candidate jobs/s':>18s}")
     for rule in rules:

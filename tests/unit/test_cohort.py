@@ -188,3 +188,10 @@ def test_instance_set_keeps_prompts_whole():
     assert slice_table(scans, ["results/slices/001_S_0001.npy"]).subject.tolist() == ["001_S_0001"]
     with pytest.raises(ValueError, match="not in the scans sheet"):
         slice_table(scans, ["results/slices/999_S_0001.npy"])
+    # a model of one class (per_class_models) is trained on that class's slices alone
+    only_cn = instance_set(slices, {"CN": prompts["CN"]})
+    assert only_cn.subject.tolist() == ["002_S_0002"] and set(only_cn.group) == {"CN"}
+    with pytest.raises(ValueError, match="unknown class"):
+        instance_set(slices, {"MCI": "MCI, a MRI brain"})
+    with pytest.raises(ValueError, match="no train slices of class"):
+        instance_set(slices[slices.group == "CN"], prompts)

@@ -27,6 +27,7 @@ from brainmr.diffusion import (
     DreamBoothRunConfig,
     GenerateConfig,
     build_demo_base,
+    generate_image_sets,
     generate_images,
     pretrain_demo_base,
     regenerate_image,
@@ -651,3 +652,75 @@ def test_bf16_autocast_on_cpu_end_to_end(tmp_path, base_dir, instances, monkeypa
     )
     image = io.load_png_gray(next((tmp_path / "images").glob("*.png")))
     assert image.shape == (32, 32) and np.isfinite(image).all() and image.std() > 0
+
+
+def test_oversampled_batches_hold_each_class_equally():
+    """class_balance: oversample draws AD and CN 1:1 per batch whatever the class sizes (3 AD
+    vs 9 CN here), as a pure function of seed and step (a resumed run draws the same)."""
+    groups = ["AD"] * 3 + ["CN"] * 9
+    cfg = dreambooth_cfg(train_batch_size=4, class_balance="oversample")
+    plain = dreambooth_cfg(train_batch_size=4)
+    drawn, drawn_plain = [], []
+    for step in range(30):
+        idx = db.step_batch(step, 0, len(groups), 0, cfg, groups=groups)
+        assert [groups[i] for i in idx].count("AD") == 2  # 2 of 4 in every batch
+        assert np.array_equal(idx, db.step_batch(step, 0, len(groups), 0, cfg, groups=groups))
+        drawn += [groups[i] for i in idx]
+        drawn_plain += [groups[i] for i in db.step_batch(step, 0, len(groups), 0, plain, groups)]
+    assert drawn.count("AD") == 60
+    assert drawn_plain.count("AD") == 30  # the paper's setup: AD in proportion, 3 of 12
+    # every AD slice is seen, each as often (3 AD slices, 60 draws: 20 each)
+    ad_draws = [i for step in range(30) for i in db.step_batch(step, 0, 12, 0, cfg, groups)]
+    counts = np.bincount([i for i in ad_draws if i < 3], minlength=3)
+    assert counts.tolist() == [20, 20, 20]
+
+
+def test_each_class_is_generated_with_its_own_model_and_settings(tmp_path, base_dir):
+    """per_class_models and per-class guidance/negative prompt: one call writes each class's set
+    from its own pipeline with its own settings, the same images as a call per class."""
+    common = dict(n_images=2, batch_size=2, num_inference_steps=3)
+    cfg_ad = stage_config(GenerateConfig, "generate", guidance_scale=2.0, **common)
+    cfg_cn = stage_config(
+        GenerateConfig, "generate", guidance_scale=4.0, negative_prompt=AD_PROMPT, **common
+    )
+    other = tmp_path / "other_model"
+    shutil.copytree(base_dir, other)
+    generate_image_sets(
+        model_dirs={"AD": base_dir, "CN": other},
+        prompts={"AD": AD_PROMPT, "CN": CN_PROMPT},
+        condition="separate",
+        out_dirs={"AD": tmp_path / "AD", "CN": tmp_path / "CN"},
+        cfgs={"AD": cfg_ad, "CN": cfg_cn},
+    )
+    for group, model, cfg, prompt in (
+        ("AD", base_dir, cfg_ad, AD_PROMPT),
+        ("CN", other, cfg_cn, CN_PROMPT),
+    ):
+        kw = dict(model_dir=model, prompt=prompt, condition="separate", group=group, cfg=cfg)
+        generate_images(out_dir=tmp_path / f"alone_{group}", **kw)
+        for i in range(2):
+            name = f"separate_{group}_{i:03d}.png"
+            a = io.load_png_gray(tmp_path / group / name)
+            assert np.array_equal(a, io.load_png_gray(tmp_path / f"alone_{group}" / name))
+    # the CN settings matter: the same CN prompt without them gives other images
+    plain = stage_config(GenerateConfig, "generate", guidance_scale=2.0, **common)
+    generate_images(
+        model_dir=other,
+        prompt=CN_PROMPT,
+        condition="separate",
+        group="CN",
+        cfg=plain,
+        out_dir=tmp_path / "plain_CN",
+    )
+    name = "separate_CN_000.png"
+    assert not np.array_equal(
+        io.load_png_gray(tmp_path / "CN" / name), io.load_png_gray(tmp_path / "plain_CN" / name)
+    )
+    with pytest.raises(ValueError, match="settings for"):
+        generate_image_sets(
+            model_dirs={"AD": base_dir},
+            prompts={"AD": AD_PROMPT},
+            condition="x",
+            out_dirs={"AD": tmp_path / "x"},
+            cfgs={},
+        )

@@ -11,8 +11,11 @@ from jsonschema import Draft202012Validator, validators
 REPO = Path(__file__).resolve().parents[2]
 
 
-def validated(config_file: str, **changes) -> dict:
-    """A config with the schema's defaults filled in, as Snakemake's validate() leaves it."""
+def validated(*config_files: str, **changes) -> dict:
+    """Config files merged in order (as --configfile a b does), with the schema's defaults
+    filled in, as Snakemake's validate() leaves it."""
+    from snakemake.utils import update_config
+
     schema = yaml.safe_load(
         (REPO / "workflow/schemas/config.schema.yaml").read_text(encoding="utf-8")
     )
@@ -26,7 +29,9 @@ def validated(config_file: str, **changes) -> dict:
         )
 
     filling = validators.extend(Draft202012Validator, {"properties": set_defaults})
-    config = yaml.safe_load((REPO / config_file).read_text(encoding="utf-8"))
+    config = {}
+    for config_file in config_files:
+        update_config(config, yaml.safe_load((REPO / config_file).read_text(encoding="utf-8")))
     for dotted, value in changes.items():
         *parents, leaf = dotted.split(".")
         node = config
@@ -74,3 +79,11 @@ def test_methods_text_follows_a_changed_config():
     assert "min-SNR weighting (gamma 5.0)" in text
     assert "a bandwidth per class" in text
     assert "2000 steps at batch 4" in text
+
+
+def test_methods_text_names_the_remedies_and_their_options():
+    text = render(validated("config/config.yaml", "config/remedies_demo.yaml"))
+    assert "nobrain" not in text  # dropped by the layered file (null)
+    assert "balance (AD:" in text and "class balance oversample" in text
+    assert "one model per class" in text and "prior preservation)" in text
+    assert "Remedies study: balance, separate, rare, negative, prior, each against brain" in text

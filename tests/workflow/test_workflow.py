@@ -106,7 +106,40 @@ def test_third_condition_is_a_config_edit(tmp_path):
     assert counts["generate_images"] == 9  # one job per model: both classes
     assert counts["score_generated"] == 18
     for seed in (0, 1, 2):
-        assert f"results/models/scan/seed{seed}/pipeline" in proc.stdout
+        assert f"results/models/scan/seed{seed}/shared/pipeline" in proc.stdout
+
+
+def test_remedies_study_dry_run_lists_one_model_per_remedy_and_seed(tmp_path):
+    """make remedies: 5 remedies + the baseline, 3 seeds; two models per seed for the remedy
+    with per_class_models; the demo's nobrain condition is dropped by the layered file."""
+    configs = [str(REPO / "config/config.yaml"), str(REPO / "config/remedies_demo.yaml")]
+    proc = run_snakemake(tmp_path, "-n", "--configfile", *configs)
+    counts = job_counts(proc.stdout)
+    assert counts["train_dreambooth"] == 6 * 3 + 3
+    assert counts["generate_images"] == 6 * 3 and counts["report_remedies"] == 1
+    for seed in (0, 1, 2):
+        for remedy in ("brain", "balance", "rare", "negative", "prior"):
+            assert f"results/models/{remedy}/seed{seed}/shared/pipeline" in proc.stdout
+        for group in ("AD", "CN"):
+            assert f"results/models/separate/seed{seed}/{group}/pipeline" in proc.stdout
+        assert f"results/models/separate/seed{seed}/shared" not in proc.stdout
+    assert "results/models/nobrain" not in proc.stdout
+
+
+def test_real_remedies_study_is_valid_on_the_real_config():
+    """config/remedies.yaml layered on config/adni.yaml (as the README's command does) passes
+    the schema and names only defined conditions; six remedies, one with two models."""
+    from snakemake.utils import update_config, validate
+
+    from brainmr.conditions import conditions_of, remedies_of
+
+    config = yaml.safe_load((REPO / "config/adni.yaml").read_text())
+    update_config(config, yaml.safe_load((REPO / "config/remedies.yaml").read_text()))
+    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"), set_default=True)
+    baseline, remedies = remedies_of(config)
+    assert baseline == "brain" and len(remedies) >= 5
+    models = {name: c.models() for name, c in conditions_of(config).items()}
+    assert models["separate"] == ["AD", "CN"] and models["brain"] == ["shared"]
 
 
 def test_unknown_config_key_is_named(tmp_path):
@@ -204,18 +237,28 @@ def test_end_to_end_small_run(tmp_path):
     assert len(list((results / "qc").glob("*.png"))) == 7
     for seed in (0, 1):
         assert len(list((results / f"generated/brain/seed{seed}/AD").glob("*.png"))) == 4
-        model = results / f"models/brain/seed{seed}"
+        model = results / f"models/brain/seed{seed}/shared"
         assert (model / "validation.png").stat().st_size > 0
         assert not (model / "checkpoints").exists()  # removed once the pipeline is saved
     # logs are plain lines (no carriage-return frames) and small enough to read with less
     sizes = {p: p.stat().st_size for p in (results / "logs").rglob("*.log")}
     assert sizes and max(sizes.values()) < 20_000, max(sizes.items(), key=lambda kv: kv[1])
     assert not [p for p in sizes if "\r" in p.read_text()]
-    dreambooth_log = (results / "logs/train_dreambooth/brain/seed0.log").read_text()
+    dreambooth_log = (results / "logs/train_dreambooth/brain/seed0/shared.log").read_text()
     assert "DreamBooth pipeline: 4/4 step (100%)" in dreambooth_log
     assert len(dreambooth_log) < 10_000
     summary = (results / "table1_summary.md").read_text()
     assert "SYNTHETIC" in summary and "Fisher" in summary
+    # the remedy: two models per seed, each class's images from its own; the remedies table
+    for seed in (0, 1):
+        for group in ("AD", "CN"):
+            assert (results / f"models/separate/seed{seed}/{group}/pipeline").is_dir()
+            manifest = results / f"generated/separate/seed{seed}/{group}/manifest.tsv"
+            assert f"{'zwx' if group == 'AD' else 'qpv'}, a MRI brain" in manifest.read_text()
+    remedies = (results / "remedies.md").read_text()
+    assert "SYNTHETIC" in remedies and "brain (baseline)" in remedies and "| separate |" in remedies
+    assert (results / "figures/remedies_forest.png").stat().st_size > 0
+    assert "separate" in (results / "remedies.csv").read_text()
     assert "SYNTHETIC" in (results / "table1.md").read_text().upper()
     demo_inputs = sorted(p.stat().st_mtime_ns for p in (results / "demo/ADNI").rglob("*.nii.gz"))
     report = run_snakemake(
@@ -240,6 +283,13 @@ def test_end_to_end_small_run(tmp_path):
             {"set_metrics", "report_tables"},
             {"flag_outliers", "train_classifier", "fit_kde"},
         ),
+        # a remedy's sampling option reruns that remedy's sampling alone, not its training
+        (
+            "conditions.separate.guidance_scale",
+            {"AD": 2.0},
+            {"generate_images", "score_generated", "summarise_remedies"},
+            {"train_dreambooth", "fit_kde", "train_classifier"},
+        ),
         # how often checkpoints are written does not change the model: no GPU hours lost
         ("dreambooth.checkpointing_steps", 3, set(), {"train_dreambooth", "generate_images"}),
         (
@@ -255,6 +305,8 @@ def test_end_to_end_small_run(tmp_path):
         counts = job_counts(run_snakemake(tmp_path, "-n", "--configfile", str(changed)).stdout)
         assert reruns <= set(counts), (key, counts)
         assert not untouched & set(counts), (key, counts)
+        if key.startswith("conditions.separate"):  # the other conditions' images stay
+            assert counts["generate_images"] == 2, counts  # separate, seeds 0 and 1
 
 
 def test_summary_and_dag_commands_of_the_readme(tmp_path):

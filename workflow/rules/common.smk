@@ -12,6 +12,7 @@ sys.path.insert(
 
 from brainmr import GROUPS  # noqa: E402
 from brainmr.cohort import scans_for_config  # noqa: E402
+from brainmr.conditions import active_specs, conditions_of, remedies_of  # noqa: E402
 from brainmr.diffusion import DemoBaseConfig, DreamBoothConfig  # noqa: E402
 from brainmr.evaluate.config import (  # noqa: E402
     ClassifierConfig,
@@ -27,13 +28,19 @@ validate(SCANS, "../schemas/scans.schema.yaml")
 SUBJECTS = SCANS.index.tolist()
 TRAIN = SCANS.index[SCANS.split == "train"].tolist()
 TEST = SCANS.index[SCANS.split == "test"].tolist()
-CONDITIONS = list(config["conditions"])
+CONDITION_SPECS = active_specs(
+    config
+)  # null conditions (dropped by a layered file) left out
+CONDITIONS = list(CONDITION_SPECS)
+COND = conditions_of(config)
+REMEDIES = remedies_of(config)  # (baseline, remedies) or None
 SEEDS = [int(s) for s in config["seeds"]]
 
 
 wildcard_constraints:
     subject="|".join(map(re.escape, SUBJECTS)),
     condition="|".join(CONDITIONS),
+    model="|".join(sorted({m for c in COND.values() for m in c.models()})),
     group="|".join(GROUPS),
     seed=r"\d+",
     acq=r"\d{4}-\d{2}-\d{2}_\d{2}_\d{2}_\d{2}\.0",
@@ -68,13 +75,24 @@ def base_model_input(wildcards):
     return []
 
 
+def training_prompts(wildcards):
+    """Class -> prompt of the model's instance images (whole strings: prompts contain commas)."""
+    return COND[wildcards.condition].training_prompts(wildcards.model)
+
+
 def prompts_of(wildcards):
-    """The condition's class prompts (whole strings: prompts contain commas)."""
-    return {group: config["conditions"][wildcards.condition][group] for group in GROUPS}
+    """The condition's class prompts, for its generated sets."""
+    return COND[wildcards.condition].prompts
 
 
-def prompt_of(wildcards):
-    return config["conditions"][wildcards.condition][wildcards.group]
+def models_of(wildcards):
+    """Class -> the DreamBooth pipeline that generates that class's images."""
+    condition = COND[wildcards.condition]
+    return {
+        group: f"results/models/{wildcards.condition}/seed{wildcards.seed}/"
+        f"{condition.model_of(group)}/pipeline"
+        for group in GROUPS
+    }
 
 
 def stage_params(cls):
@@ -87,18 +105,13 @@ JUDGE_PARAMS = stage_params(JudgeConfig) | {"seed": config["evaluate"]["seed"]}
 CLASSIFIER_PARAMS = stage_params(ClassifierConfig)  # + the replicate seed
 
 
-def replicate(section, cls):
-    """The keys of a config section that ``cls`` (a stage config) reads, with the job's
-    replicate seed: settings that do not change the output (checkpoint cadence) stay out.
+def dreambooth_params(wildcards):
+    """The dreambooth keys a model's training reads, with its condition's overrides and the
+    replicate seed: settings that do not change the model (checkpoint cadence) stay out.
     """
-
-    def params(wildcards):
-        keys = [key for key in fields_of(cls) if key != "seed"]
-        return {key: config[section][key] for key in keys} | {
-            "seed": int(wildcards.seed)
-        }
-
-    return params
+    settings = COND[wildcards.condition].dreambooth_settings(config["dreambooth"])
+    keys = [key for key in fields_of(DreamBoothConfig) if key != "seed"]
+    return {key: settings[key] for key in keys} | {"seed": int(wildcards.seed)}
 
 
 DEMO_BASE_PARAMS = {key: config["demo_base"][key] for key in fields_of(DemoBaseConfig)}
@@ -158,9 +171,23 @@ def all_targets():
         "results/figures/forest.png",
         "results/figures/likelihood_histograms.png",
         "results/figures/memorization.png",
-    ]
+    ] + (
+        [
+            "results/remedies.csv",
+            "results/remedies.md",
+            "results/figures/remedies_forest.png",
+        ]
+        if REMEDIES
+        else []
+    )
 
 
 def generation_params(wildcards):
-    """Image i of replicate seed s comes from generator seed 10000 s + i (n_images <= 10000)."""
-    return config["generate"] | {"seed": 10000 * int(wildcards.seed)}
+    """Class -> generate settings (with the condition's overrides). Image i of replicate seed s
+    comes from generator seed 10000 s + i (n_images <= 10000)."""
+    condition = COND[wildcards.condition]
+    seed = {"seed": 10000 * int(wildcards.seed)}
+    return {
+        group: condition.generate_settings(config["generate"], group) | seed
+        for group in GROUPS
+    }

@@ -1,6 +1,6 @@
 # The demo base (built from configs, pretrained on a separate synthetic corpus) and one DreamBooth
 # model per prompt condition and replicate seed, trained on the train slices of both classes with
-# their prompts.
+# their prompts (model "shared"), or one per class with per_class_models (models "AD", "CN").
 
 
 rule demo_pretrain_corpus:
@@ -63,24 +63,24 @@ rule train_dreambooth:
         scans=rules.scans_sheet.output[0],
         slices=slices_of(TRAIN),
     output:
-        model=directory("results/models/{condition}/seed{seed}/pipeline"),
-        loss="results/models/{condition}/seed{seed}/loss.tsv",
+        model=directory("results/models/{condition}/seed{seed}/{model}/pipeline"),
+        loss="results/models/{condition}/seed{seed}/{model}/loss.tsv",
         loss_plot=report(
-            "results/models/{condition}/seed{seed}/loss.png",
+            "results/models/{condition}/seed{seed}/{model}/loss.png",
             category="DreamBooth",
-            subcategory="{condition}, seed {seed}",
+            subcategory="{condition}, seed {seed}, {model}",
             caption="../report/loss.rst",
         ),
         validation=report(
-            "results/models/{condition}/seed{seed}/validation.png",
+            "results/models/{condition}/seed{seed}/{model}/validation.png",
             category="DreamBooth",
-            subcategory="{condition}, seed {seed}",
+            subcategory="{condition}, seed {seed}, {model}",
             caption="../report/validation.rst",
         ),
     log:
-        "results/logs/train_dreambooth/{condition}/seed{seed}.log",
+        "results/logs/train_dreambooth/{condition}/seed{seed}/{model}.log",
     benchmark:
-        "results/benchmarks/train_dreambooth/{condition}/seed{seed}.tsv"
+        "results/benchmarks/train_dreambooth/{condition}/seed{seed}/{model}.tsv"
     conda:
         "../../envs/diffusion.yaml"
     threads: config["job_threads"]
@@ -90,8 +90,8 @@ rule train_dreambooth:
         runtime=480,
     params:
         base_model=config["base_model"],
-        prompts=prompts_of,
-        dreambooth=replicate("dreambooth", DreamBoothConfig),
-        work_dir="results/models/{condition}/seed{seed}",
+        prompts=training_prompts,
+        dreambooth=dreambooth_params,
+        work_dir="results/models/{condition}/seed{seed}/{model}",
     script:
         "../scripts/train_dreambooth.py"

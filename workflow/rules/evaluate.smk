@@ -180,3 +180,19 @@ rule summarise_replicates:
         n_bootstrap=config["evaluate"]["n_bootstrap"],
     script:
         "../scripts/summarise_replicates.py"
+
+
+rule summarise_remedies:
+    input:
+        by_seed=rules.summarise_replicates.output.by_seed,
+    output:
+        "results/evaluate/remedies.tsv",
+    log:
+        "results/logs/summarise_remedies.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        baseline=REMEDIES[0] if REMEDIES else None,
+        remedies=REMEDIES[1] if REMEDIES else [],
+    script:
+        "../scripts/summarise_remedies.py"

@@ -1,10 +1,11 @@
-# N images per (condition, class, replicate seed) from that DreamBooth model, one generator seed
-# per image. One job per model: it is loaded once for both classes.
+# N images per (condition, class, replicate seed) from that condition's DreamBooth model (its
+# class's model with per_class_models), one generator seed per image. One job per (condition,
+# seed): a model shared by both classes is loaded once.
 
 
 rule generate_images:
     input:
-        model=rules.train_dreambooth.output.model,
+        unpack(models_of),
     output:
         AD=directory("results/generated/{condition}/seed{seed}/AD"),
         CN=directory("results/generated/{condition}/seed{seed}/CN"),

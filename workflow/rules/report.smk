@@ -42,7 +42,7 @@ rule report_tables:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        conditions=config["conditions"],
+        conditions=CONDITION_SPECS,
         run_label=config["run_label"],
         synthetic=config["synthetic"],
         provenance=provenance,
@@ -83,8 +83,34 @@ rule figures:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        conditions=config["conditions"],
+        conditions=CONDITION_SPECS,
         run_label=config["run_label"],
         synthetic=config["synthetic"],
     script:
         "../scripts/figures.py"
+
+
+rule report_remedies:
+    input:
+        rules.summarise_remedies.output[0],
+    output:
+        csv=report(
+            "results/remedies.csv",
+            category="Remedies",
+            caption="../report/remedies.rst",
+        ),
+        md="results/remedies.md",
+        forest=report(
+            "results/figures/remedies_forest.png",
+            category="Remedies",
+            caption="../report/remedies_forest.rst",
+        ),
+    log:
+        "results/logs/report_remedies.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        run_label=config["run_label"],
+        synthetic=config["synthetic"],
+    script:
+        "../scripts/report_remedies.py"

@@ -4,11 +4,12 @@ from brainmr.diffusion import GenerateConfig, generate_image_sets
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
+groups = list(snakemake.params.prompts)
 generate_image_sets(
-    model_dir=snakemake.input.model,
+    model_dirs={group: snakemake.input[group] for group in groups},
     prompts=snakemake.params.prompts,
     condition=snakemake.wildcards.condition,
-    out_dirs={group: snakemake.output[group] for group in snakemake.params.prompts},
-    cfg=GenerateConfig(**snakemake.params.generate),
+    out_dirs={group: snakemake.output[group] for group in groups},
+    cfgs={group: GenerateConfig(**snakemake.params.generate[group]) for group in groups},
     threads=snakemake.threads,
 )

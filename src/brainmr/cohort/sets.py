@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from brainmr import GROUPS
+
 
 def slice_table(scans: pd.DataFrame, slice_paths: list[str]) -> pd.DataFrame:
     """Rows of the scans sheet whose slice is given, with ``path`` to it (file stem = subject)."""
@@ -18,11 +20,15 @@ def slice_table(scans: pd.DataFrame, slice_paths: list[str]) -> pd.DataFrame:
 
 
 def instance_set(slices: pd.DataFrame, prompts: dict[str, str]) -> pd.DataFrame:
-    """Train slices of every class with that class's prompt (prompts are kept whole: commas too)."""
-    train = slices[(slices.split == "train") & slices.group.isin(["AD", "CN"])]
-    missing = sorted(set(train.group) - set(prompts))
-    if missing:
-        raise ValueError(f"no prompt for class(es) {missing}")
+    """Train slices of the classes in ``prompts`` (class -> prompt; a model of one class gets
+    one), each with its class's prompt (prompts are kept whole: commas too)."""
+    unknown = sorted(set(prompts) - set(GROUPS))
+    if unknown:
+        raise ValueError(f"prompts for unknown class(es) {unknown} (classes: {list(GROUPS)})")
+    train = slices[(slices.split == "train") & slices.group.isin(list(prompts))]
+    empty = [g for g in prompts if not (train.group == g).any()]
+    if empty:
+        raise ValueError(f"no train slices of class(es) {empty}")
     out = train[["subject", "group", "path"]].copy()
     out["prompt"] = out.group.map(prompts)
     return out.reset_index(drop=True)

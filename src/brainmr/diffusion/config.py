@@ -24,6 +24,7 @@ class DreamBoothConfig:
     resolution: int
     max_train_steps: int
     train_batch_size: int
+    class_balance: str
     gradient_accumulation_steps: int
     learning_rate: float
     lr_scheduler: str

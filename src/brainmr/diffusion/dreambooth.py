@@ -120,11 +120,42 @@ def batch_indices(
     return out
 
 
-def step_batch(step: int, micro: int, n_instance: int, n_class: int, cfg) -> np.ndarray:
+def balanced_batch(step: int, micro: int, groups: list[str], cfg) -> np.ndarray:
+    """Instance indices of one micro-batch drawn equally from every class (``class_balance:
+    oversample``): each class runs through its own seeded epochs, so the smaller class is seen
+    more often and AD and CN come 1:1 whatever the class sizes."""
+    labels = np.asarray(groups)
+    classes = sorted(set(groups))
+    shares = np.full(len(classes), cfg.train_batch_size // len(classes))
+    shares[: cfg.train_batch_size % len(classes)] += 1
+    parts = []
+    for i, (name, share) in enumerate(zip(classes, shares, strict=True)):
+        members = np.flatnonzero(labels == name)
+        if share == 0:
+            continue
+        chosen = batch_indices(
+            step,
+            micro,
+            n_items=len(members),
+            batch_size=int(share),
+            accumulation=cfg.gradient_accumulation_steps,
+            seed=cfg.seed + 7919 * (i + 1),
+        )
+        parts.append(members[chosen])
+    return np.concatenate(parts)
+
+
+def step_batch(
+    step: int, micro: int, n_instance: int, n_class: int, cfg, groups: list[str] | None = None
+) -> np.ndarray:
     """Indices into instances + class images for one micro-batch: ``train_batch_size`` instance
-    items, then as many class items (prior preservation) offset by ``n_instance``."""
+    items (equally from each class of ``groups`` under ``class_balance: oversample``), then as
+    many class items (prior preservation) offset by ``n_instance``."""
     sizes = {"batch_size": cfg.train_batch_size, "accumulation": cfg.gradient_accumulation_steps}
-    idx = batch_indices(step, micro, n_items=n_instance, seed=cfg.seed, **sizes)
+    if cfg.class_balance == "oversample" and groups is not None:
+        idx = balanced_batch(step, micro, groups, cfg)
+    else:
+        idx = batch_indices(step, micro, n_items=n_instance, seed=cfg.seed, **sizes)
     if n_class == 0:
         return idx
     prior = batch_indices(step, micro, n_items=n_class, seed=cfg.seed + 1, **sizes)
@@ -462,7 +493,9 @@ def train_dreambooth(
         lr = lr_schedule.get_last_lr()[0]
         losses = []
         for micro in range(cfg.gradient_accumulation_steps):
-            idx = step_batch(step, micro, n_instance, len(prompts) - n_instance, cfg)
+            idx = step_batch(
+                step, micro, n_instance, len(prompts) - n_instance, cfg, groups=data.groups
+            )
             log.debug("step %d micro %d batch %s", step + 1, micro, idx.tolist())
             with accelerator.accumulate(*trained):
                 loss = micro_step_loss(

@@ -139,11 +139,11 @@ def generate_images(
 ) -> None:
     """One image set of one prompt from a pipeline folder (see ``write_image_set``)."""
     generate_image_sets(
-        model_dir=model_dir,
+        model_dirs={group: model_dir},
         prompts={group: prompt},
         condition=condition,
         out_dirs={group: out_dir},
-        cfg=cfg,
+        cfgs={group: cfg},
         image_size=image_size,
         threads=threads,
     )
@@ -151,23 +151,31 @@ def generate_images(
 
 def generate_image_sets(
     *,
-    model_dir: Path,
+    model_dirs: dict[str, Path],
     prompts: dict[str, str],
     condition: str,
     out_dirs: dict[str, Path],
-    cfg: GenerateConfig,
+    cfgs: dict[str, GenerateConfig],
     image_size: int = SLICE_SIZE,
     threads: int = 1,
 ) -> None:
-    """Every class's image set from one model, loading it once: ``prompts`` and ``out_dirs``
-    map class -> prompt and class -> folder."""
-    if set(prompts) != set(out_dirs):
-        raise ValueError(f"prompts for {sorted(prompts)} but folders for {sorted(out_dirs)}")
+    """Every class's image set of a condition: ``model_dirs``, ``prompts``, ``out_dirs`` and
+    ``cfgs`` map class -> pipeline folder, prompt, output folder and settings (guidance and
+    negative prompt may differ by class). A model shared by classes is loaded once."""
+    for name, mapping in (("models", model_dirs), ("folders", out_dirs), ("settings", cfgs)):
+        if set(mapping) != set(prompts):
+            raise ValueError(f"prompts for {sorted(prompts)} but {name} for {sorted(mapping)}")
     set_cpu_threads(threads)
-    pipe = load_pipeline(model_dir, scheduler=cfg.scheduler, mixed_precision=cfg.mixed_precision)
+    loaded = {}
     for group, prompt in prompts.items():
+        cfg = cfgs[group]
+        key = (str(model_dirs[group]), cfg.scheduler, cfg.mixed_precision)
+        if key not in loaded:
+            loaded[key] = load_pipeline(
+                model_dirs[group], scheduler=cfg.scheduler, mixed_precision=cfg.mixed_precision
+            )
         write_image_set(
-            pipe,
+            loaded[key],
             prompt=prompt,
             condition=condition,
             group=group,
