@@ -10,6 +10,7 @@ rule demo_pretrain_corpus:
         "results/logs/demo_pretrain_corpus.log",
     benchmark:
         "results/benchmarks/demo_pretrain_corpus.tsv"
+    priority: 10
     conda:
         "../../envs/diffusion.yaml"
     params:
@@ -25,6 +26,7 @@ rule build_demo_base:
         "results/logs/build_demo_base.log",
     benchmark:
         "results/benchmarks/build_demo_base.tsv"
+    priority: 10
     conda:
         "../../envs/diffusion.yaml"
     params:
@@ -43,6 +45,8 @@ rule pretrain_demo_base:
         "results/logs/pretrain_demo_base.log",
     benchmark:
         "results/benchmarks/pretrain_demo_base.tsv"
+    # first: the base pretrains on one core while the other synthesizes and preprocesses
+    priority: 10
     conda:
         "../../envs/diffusion.yaml"
     threads: config["job_threads"]
