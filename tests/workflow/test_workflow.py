@@ -259,6 +259,7 @@ def test_end_to_end_small_run(tmp_path):
     assert "SYNTHETIC" in remedies and "brain (baseline)" in remedies and "| separate |" in remedies
     assert (results / "figures/remedies_forest.png").stat().st_size > 0
     assert "separate" in (results / "remedies.csv").read_text()
+    assert "| AD (remedy) |" in (results / "table1.md").read_text()  # Table 1 has every condition
     assert "SYNTHETIC" in (results / "table1.md").read_text().upper()
     demo_inputs = sorted(p.stat().st_mtime_ns for p in (results / "demo/ADNI").rglob("*.nii.gz"))
     report = run_snakemake(
