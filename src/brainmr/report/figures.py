@@ -182,6 +182,19 @@ def memorization_figure(
     return fig
 
 
+def interval_point(ax, value, y, low, high, colour, filled: bool = True) -> None:
+    """A fraction with its interval on a forest plot; hollow where it is not to be trusted."""
+    ax.errorbar(
+        value,
+        y,
+        xerr=[[value - low], [high - value]],
+        fmt="o",
+        color=colour,
+        mfc=colour if filled else "white",
+        capsize=3,
+    )
+
+
 def forest_plot(summary: pd.DataFrame, conditions: Mapping, run_label: str, synthetic: bool):
     """Predicted-AD fraction (CNN) and misclassified fraction (likelihood) per set: pooled over
     seeds with Wilson 95% intervals; sets whose CNN counts are not interpretable are hollow."""
@@ -199,15 +212,7 @@ def forest_plot(summary: pd.DataFrame, conditions: Mapping, run_label: str, synt
             low, high = getattr(row, f"{column}_low"), getattr(row, f"{column}_high")
             trusted = column != "predicted_AD" or bool(row.cnn_interpretable)
             colour = "grey" if row.condition == REAL_CONDITION else "tab:blue"
-            ax.errorbar(
-                value,
-                yi,
-                xerr=[[value - low], [high - value]],
-                fmt="o",
-                color=colour,
-                mfc=colour if trusted else "white",
-                capsize=3,
-            )
+            interval_point(ax, value, yi, low, high, colour, filled=trusted)
         ax.axvline(0.5, color="lightgrey", lw=1, ls=":")
         ax.set(xlim=(-0.02, 1.02), xlabel=title)
     axes[0].set_yticks(y, labels, fontsize=8)

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from brainmr import GROUPS, io  # noqa: E402
-from brainmr.report.figures import _title  # noqa: E402
+from brainmr.report.figures import _title, interval_point  # noqa: E402
 from brainmr.report.tables import NOT_INTERPRETABLE, fmt, header, interval  # noqa: E402
 
 MEASURE_NAMES = {"cnn_AD": "predicted AD (CNN)", "likelihood_AD": "AD by likelihood"}
@@ -110,14 +110,14 @@ def remedies_forest(table: pd.DataFrame, run_label: str, synthetic: bool):
                     & (table["images"] == group)
                     & (table["measure"] == measure)
                 ].itertuples()
-                ax.errorbar(
+                interval_point(
+                    ax,
                     r.fraction,
                     -y,
-                    xerr=[[r.fraction - r.pooled_low], [r.pooled_high - r.fraction]],
-                    fmt="o",
-                    color=colours[group],
-                    mfc=colours[group] if r.interpretable else "white",
-                    capsize=3,
+                    r.pooled_low,
+                    r.pooled_high,
+                    colours[group],
+                    filled=bool(r.interpretable),
                 )
                 if condition == baseline:
                     ax.axvline(r.fraction, color=colours[group], lw=1, ls="--", alpha=0.5)
