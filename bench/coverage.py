@@ -1,7 +1,9 @@
 """How far can a generator at a given resolution get into the CNN's distribution? Fidelity in one
 seed's CNN features (the measure of Table 1's out-of-distribution guard) against the held-out
 reals, for: the real train slices; the same slices taken down to R px and back to 160 px (what a
-perfect generator at R px could at best deliver); and the generated sets of a finished run.
+perfect generator at R px could at best deliver); the same slices through the run's VAE at its
+resolution (encoded and decoded: what a perfect generator with that VAE could at best deliver);
+and the generated sets of a finished run.
 
     python bench/coverage.py results [--seed 0] [--sizes 64 96 128] [--json F]
 
@@ -11,6 +13,7 @@ Where the train reals through R px already fall below that, no generator at R px
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +39,36 @@ def through_resolution(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack(out)
 
 
+def through_vae(images: np.ndarray, vae_dir: Path, resolution: int) -> np.ndarray:
+    """Each image encoded (posterior mean) and decoded by the VAE at ``resolution``, then back to
+    the slice size as generate_images writes it."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from brainmr.diffusion.common import resize_image, slices_to_pixels
+
+    vae = AutoencoderKL.from_pretrained(str(vae_dir)).eval()
+    with torch.no_grad():
+        decoded = vae.decode(vae.encode(slices_to_pixels(images, resolution)).latent_dist.mean)
+    gray = ((decoded.sample.mean(1) + 1.0) / 2.0).clamp(0, 1).numpy()
+    return np.stack([normalise_intensity(resize_image(g, SLICE_SIZE)) for g in gray])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", type=Path, help="a finished run's results/ folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 96, 128])
+    parser.add_argument("--vae", type=Path, help="a VAE folder (default: the run's demo base)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results = args.results
+    vae_dir = args.vae or results / "base/demo/vae"
+    vae_size = (
+        json.loads((vae_dir / "config.json").read_text())["sample_size"]
+        if vae_dir.is_dir()
+        else None
+    )
     cfg = stage_config(JudgeConfig, "evaluate")
     scans = pd.read_csv(results / "cohort/scans.tsv", sep="\t")
     model = load_classifier(results / f"evaluate/seed{args.seed}/classifier/model.pt")
@@ -56,13 +81,20 @@ def main() -> None:
         return load_normalised(results / f"slices/{s}.npy" for s in rows.subject)
 
     figures = {}
-    print(f"machine: {machine()}; CNN of seed {args.seed}; reference: held-out reals")
+    print(
+        f"machine: {machine()}; CNN of seed {args.seed} (reads {model.input_size} px); "
+        "reference: held-out reals"
+    )
     for group in GROUPS:
         reference = features(slices(group, "test"))
         train = slices(group, "train")
         candidates = {"train reals": features(train)}
         for size in args.sizes:
             candidates[f"train reals via {size} px"] = features(through_resolution(train, size))
+        if vae_size:
+            candidates[f"train reals via the VAE at {vae_size} px"] = features(
+                through_vae(train, vae_dir, vae_size)
+            )
         for folder in sorted(results.glob(f"generated/*/seed{args.seed}/{group}")):
             images = load_normalised(sorted(folder.glob("*.png")))
             candidates[f"generated {folder.parents[1].name}"] = features(images)
@@ -70,7 +102,7 @@ def main() -> None:
             m = matched_fidelity(reference, feats, cfg)
             figures[f"{group}: {name}"] = {k: round(float(m[k]), 3) for k in m}
             print(
-                f"{group} {name:28s} precision {m['precision']:.2f} coverage "
+                f"{group} {name:36s} precision {m['precision']:.2f} coverage "
                 f"{m['coverage']:.2f} FD {m['frechet_distance']:.1f} (n={len(feats)})"
             )
     write_json(args.json, figures)

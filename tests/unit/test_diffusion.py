@@ -37,7 +37,12 @@ from brainmr.diffusion import (
 from brainmr.diffusion import checkpoints as ckpt
 from brainmr.diffusion import dreambooth as db
 from brainmr.diffusion.common import cpu_generator, noise_target, tokenize
-from brainmr.diffusion.demo_base import build_tokenizer, load_pretrain_corpus
+from brainmr.diffusion.demo_base import (
+    build_models,
+    build_tokenizer,
+    load_pretrain_corpus,
+    random_crop,
+)
 from brainmr.diffusion.generate import make_scheduler
 from brainmr.diffusion.identity import base_model_digest
 
@@ -404,8 +409,22 @@ def test_generation_is_reproducible_and_independent_of_batching(tmp_path, base_d
     assert np.abs(alone - batched[2]).max() <= 1.5 / 255
 
 
+def test_vae_trains_on_random_crops_of_whole_batches():
+    batch = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    rng = np.random.default_rng(0)
+    crops = [random_crop(batch, 4, rng) for _ in range(20)]
+    assert all(c.shape == (2, 3, 4, 4) for c in crops)
+    corners = {(int(c[0, 0, 0, 0]) // 8, int(c[0, 0, 0, 0]) % 8) for c in crops}
+    assert len(corners) > 3 and all(r <= 4 and col <= 4 for r, col in corners)  # varied, inside
+    top, left = next(iter(corners))
+    assert any(torch.equal(c, batch[..., top : top + 4, left : left + 4]) for c in crops)
+    assert random_crop(batch, None, rng) is batch and random_crop(batch, 8, rng) is batch
+    with pytest.raises(ValueError, match="vae_crop 15 must be a multiple"):
+        build_models(stage_config(DemoBaseConfig, "demo_base", **TINY_BASE, vae_crop=15), None)
+
+
 def test_pretrain_corpus_and_demo_base(tmp_path, base_dir):
-    cfg = stage_config(DemoBaseConfig, "demo_base", **TINY_BASE)
+    cfg = stage_config(DemoBaseConfig, "demo_base", **TINY_BASE, vae_crop=16, vae_loss="l1")
     write_pretrain_corpus(tmp_path / "corpus.npz", cfg=cfg)
     images, captions = load_pretrain_corpus(tmp_path / "corpus.npz")
     assert images.shape == (16, 32, 32) and images.min() >= 0 and images.max() <= 1

@@ -13,7 +13,7 @@ from scipy.special import logsumexp
 from sklearn.model_selection import GridSearchCV, LeaveOneOut
 from sklearn.neighbors import KernelDensity
 
-from brainmr import io
+from brainmr import SLICE_SIZE, io
 from brainmr.config import stage_config
 from brainmr.evaluate import (
     ClassifierConfig,
@@ -25,7 +25,7 @@ from brainmr.evaluate import (
     score_images,
     train_classifier,
 )
-from brainmr.evaluate.classifier import split_subjects
+from brainmr.evaluate.classifier import SliceCNN, split_subjects
 from brainmr.evaluate.images import flatten, load_normalised, normalise_intensity
 from brainmr.evaluate.kde import fit_kde_model
 from brainmr.evaluate.metrics import (
@@ -205,7 +205,32 @@ def test_validation_split_is_by_subject_and_stratified():
     assert set(table.loc[is_val, "group"]) == {"AD", "CN"}
 
 
-def test_cnn_learns_a_separable_toy_task(tmp_path):
+def test_cnn_reads_images_at_its_input_size():
+    """A model of input size 64 sees a 160-px image exactly as its antialiased 64-px version; the
+    default model (the slice size) sees the detail that resize removes."""
+    torch.manual_seed(0)
+    image = torch.from_numpy(toy_slices("AD", 1, seed=3)[0])[None, None]
+    small = torch.nn.functional.interpolate(
+        image, size=(64, 64), mode="bilinear", antialias=True, align_corners=False
+    )
+    low = SliceCNN(channels=[8, 16], dropout=0.0, input_size=64).eval()
+    with torch.no_grad():
+        assert torch.allclose(low.embed(image), low.embed(small), atol=1e-6)
+        full = SliceCNN(channels=[8, 16], dropout=0.0).eval()
+        assert full.input_size == SLICE_SIZE
+        sharp, blurred = (
+            full.embed(image),
+            full.embed(
+                torch.nn.functional.interpolate(small, size=image.shape[-2:], mode="bilinear")
+            ),
+        )
+        assert not torch.allclose(sharp, blurred, atol=1e-3)
+    with pytest.raises(ValueError, match="cnn_input_size 16: .* at least 32 px"):
+        SliceCNN(channels=[16, 32, 64, 64], dropout=0.0, input_size=16)
+
+
+@pytest.mark.parametrize("input_size", [None, 64])
+def test_cnn_learns_a_separable_toy_task(tmp_path, input_size):
     rng = np.random.default_rng(0)
     rows = []
     for i in range(64):
@@ -228,7 +253,9 @@ def test_cnn_learns_a_separable_toy_task(tmp_path):
             m="cnn.pt", j="metrics.json", r="roc.png", c="rel.png", p="pred.tsv"
         ).items()
     }
-    cfg = classifier_config(cnn_epochs=20, cnn_batch_size=8, cnn_patience=8, n_bootstrap=500)
+    cfg = classifier_config(
+        cnn_epochs=20, cnn_batch_size=8, cnn_patience=8, n_bootstrap=500, cnn_input_size=input_size
+    )
     train_classifier(
         scans=scans,
         out_model=out["m"],
@@ -252,6 +279,8 @@ def test_cnn_learns_a_separable_toy_task(tmp_path):
     assert sum(b["n"] for b in metrics["reliability"]) == 24
     assert metrics["split_balance"]["checks"]  # age/sex: not available here, still reported
     model = load_classifier(out["m"], torch.device("cpu"))
+    assert model.input_size == (input_size or SLICE_SIZE)  # saved with the model
+    assert metrics["arch"]["input_size"] == model.input_size
     features = extract_features(model, load_normalised(scans["path"][:5]))
     assert features.shape == (5, 64) and np.isfinite(features).all()
 

@@ -71,9 +71,11 @@ def test_methods_text_follows_a_changed_config():
             "dreambooth.lora_rank": 8,
             "evaluate.bandwidth_rule": "per_class",
             "dreambooth.snr_gamma": 5.0,
+            "evaluate.cnn_input_size": 80,
         },
     )
     text = render(config)
+    assert "reading every image at 80 x 80 px" in text
     assert "SYNTHETIC" not in text  # the real run carries no banner
     assert "LoRA rank 8" in text and "full fine-tune" not in text
     assert "min-SNR weighting (gamma 5.0)" in text

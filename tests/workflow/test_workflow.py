@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -240,6 +241,8 @@ def test_end_to_end_small_run(tmp_path):
         model = results / f"models/brain/seed{seed}/shared"
         assert (model / "validation.png").stat().st_size > 0
         assert not (model / "checkpoints").exists()  # removed once the pipeline is saved
+        cnn = json.loads((results / f"evaluate/seed{seed}/classifier/metrics.json").read_text())
+        assert cnn["arch"]["input_size"] == 32  # evaluate.cnn_input_size reached the model
     # logs are plain lines (no carriage-return frames) and small enough to read with less
     sizes = {p: p.stat().st_size for p in (results / "logs").rglob("*.log")}
     assert sizes and max(sizes.values()) < 20_000, max(sizes.items(), key=lambda kv: kv[1])

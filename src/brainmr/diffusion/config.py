@@ -13,6 +13,8 @@ class DemoBaseConfig:
     text_layers: int
     corpus_size: int
     vae_steps: int
+    vae_crop: int | None
+    vae_loss: str
     unet_steps: int
     batch_size: int
     learning_rate: float

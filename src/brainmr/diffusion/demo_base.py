@@ -113,6 +113,11 @@ def build_models(cfg: DemoBaseConfig, tokenizer):
             f"demo_base.resolution {cfg.resolution} must be a multiple of {multiple} "
             f"for VAE {cfg.vae_channels} and UNet {cfg.unet_channels}"
         )
+    if cfg.vae_crop is not None and cfg.vae_crop % vae_factor:
+        raise ValueError(
+            f"demo_base.vae_crop {cfg.vae_crop} must be a multiple of the VAE's downsampling "
+            f"{vae_factor} (vae_channels {cfg.vae_channels})"
+        )
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
@@ -319,18 +324,30 @@ def _optimizer(params, lr: float, total_steps: int):
     return optimizer, schedule
 
 
+def random_crop(batch: torch.Tensor, size: int | None, rng: np.random.Generator) -> torch.Tensor:
+    """One random size x size crop position for the whole batch; the batch itself if ``size`` is
+    None or not smaller than the images."""
+    height, width = batch.shape[-2:]
+    if size is None or size >= min(height, width):
+        return batch
+    top, left = (int(rng.integers(0, extent - size + 1)) for extent in (height, width))
+    return batch[..., top : top + size, left : left + size]
+
+
 def train_vae(vae, pixels: torch.Tensor, cfg: DemoBaseConfig, rng) -> list[float]:
-    """Reconstruction (MSE) plus a small KL term; returns the loss per step."""
+    """Reconstruction (L1 or MSE) on random crops or whole images, plus a small KL term; returns
+    the loss per step."""
     vae.train()
     optimizer, schedule = _optimizer(vae.parameters(), cfg.learning_rate, cfg.vae_steps)
+    reconstruction = {"l1": F.l1_loss, "mse": F.mse_loss}[cfg.vae_loss]
     losses = []
     batches = _batches(len(pixels), cfg.batch_size, cfg.vae_steps, rng)
     bar = progress(batches, total=cfg.vae_steps, desc="demo base: VAE", unit="step")
     for idx in bar:
-        batch = pixels[idx].to(vae.device)
+        batch = random_crop(pixels[idx], cfg.vae_crop, rng).to(vae.device)
         posterior = vae.encode(batch).latent_dist
         recon = vae.decode(posterior.sample()).sample
-        loss = F.mse_loss(recon, batch) + KL_WEIGHT * posterior.kl().mean()
+        loss = reconstruction(recon, batch) + KL_WEIGHT * posterior.kl().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)

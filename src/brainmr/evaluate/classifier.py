@@ -4,6 +4,10 @@ Subject-level validation split of the training subjects (early stopping on the c
 validation loss), augmentation by small random shifts, rotations and intensity scaling; accuracy,
 balanced accuracy and ROC AUC on the held-out test split. Its penultimate layer (the globally
 pooled features) serves as the feature space of the fidelity/diversity metrics.
+
+The model reads every image at ``input_size`` (an antialiased resize in its first step, after
+augmentation at the slice size): the slice size by default; the generator's resolution where that
+is lower, so that a generator is judged on anatomy, not on detail it cannot produce.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 from torch import nn
 
-from brainmr import GROUPS, io
+from brainmr import GROUPS, SLICE_SIZE, io
 from brainmr.evaluate.config import ClassifierConfig
 from brainmr.evaluate.images import load_normalised, require_columns, require_groups
 from brainmr.evaluate.stats import bootstrap_binary_metrics, reliability_table, split_balance
@@ -37,10 +41,18 @@ INTENSITY_RANGE = (0.9, 1.1)
 
 
 class SliceCNN(nn.Module):
-    """Strided 5x5 stem, conv-BN-ReLU-maxpool blocks, global average pooling, linear head."""
+    """Resize to ``input_size``, strided 5x5 stem, conv-BN-ReLU-maxpool blocks, global average
+    pooling, linear head."""
 
-    def __init__(self, channels: list[int], dropout: float) -> None:
+    def __init__(self, channels: list[int], dropout: float, input_size: int = SLICE_SIZE) -> None:
         super().__init__()
+        smallest = 4 * 2 ** (len(channels) - 1)  # the stem halves twice, each later block once
+        if input_size < smallest:
+            raise ValueError(
+                f"evaluate.cnn_input_size {input_size}: the CNN's {len(channels)} levels need "
+                f"images of at least {smallest} px"
+            )
+        self.input_size = input_size
         layers: list[nn.Module] = [
             nn.Conv2d(1, channels[0], 5, stride=2, padding=2, bias=False),
             nn.BatchNorm2d(channels[0]),
@@ -59,6 +71,9 @@ class SliceCNN(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features: globally pooled activations of the last block."""
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            size = (self.input_size, self.input_size)
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         return self.features(x).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +153,7 @@ def fit_cnn(
 ) -> tuple[SliceCNN, dict]:
     """Train with early stopping on the validation loss (the training loss if no validation
     set); returns the best model and its history. Labels: 1 = AD, 0 = CN."""
-    arch = dict(arch or DEFAULT_ARCH)
+    arch = dict(arch or DEFAULT_ARCH) | {"input_size": cfg.cnn_input_size or SLICE_SIZE}
     device = device or pick_device()
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)

@@ -32,6 +32,7 @@ class ClassifierConfig:
     cnn_learning_rate: float
     cnn_patience: int
     cnn_val_fraction: float
+    cnn_input_size: int | None
     n_bootstrap: int
     seed: int
 
