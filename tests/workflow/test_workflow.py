@@ -263,6 +263,15 @@ def test_end_to_end_small_run(tmp_path):
     assert (results / "figures/remedies_forest.png").stat().st_size > 0
     assert "separate" in (results / "remedies.csv").read_text()
     assert "| AD (remedy) |" in (results / "table1.md").read_text()  # Table 1 has every condition
+    # bench/coverage.py reads a finished run: reals through R px and through the run's VAE
+    out = tmp_path / "coverage.json"
+    cmd = [str(BIN / "python"), str(REPO / "bench/coverage.py"), str(results), "--sizes", "16"]
+    subprocess.run([*cmd, "--json", str(out)], check=True, capture_output=True, timeout=300)
+    rows = json.loads(out.read_text())
+    for group in ("AD", "CN"):
+        names = ["train reals via 16 px", "train reals via the VAE at 32 px", "generated brain"]
+        for name in names:
+            assert {"precision", "coverage"} <= set(rows[f"{group}: {name}"])
     assert "SYNTHETIC" in (results / "table1.md").read_text().upper()
     demo_inputs = sorted(p.stat().st_mtime_ns for p in (results / "demo/ADNI").rglob("*.nii.gz"))
     report = run_snakemake(
