@@ -13,7 +13,6 @@ Where the train reals through R px already fall below that, no generator at R px
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -39,19 +38,18 @@ def through_resolution(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack(out)
 
 
-def through_vae(images: np.ndarray, vae_dir: Path, resolution: int) -> np.ndarray:
-    """Each image encoded (posterior mean) and decoded by the VAE at ``resolution``, then back to
-    the slice size as generate_images writes it."""
+def through_vae(images: np.ndarray, vae) -> np.ndarray:
+    """Each image encoded (posterior mean) and decoded by the VAE at its own resolution, then
+    back to the slice size as generate_images writes it."""
     import torch
-    from diffusers import AutoencoderKL
 
-    from brainmr.diffusion.common import resize_image, slices_to_pixels
+    from brainmr.diffusion.common import resize_image, rgb_to_gray, slices_to_pixels
 
-    vae = AutoencoderKL.from_pretrained(str(vae_dir)).eval()
     with torch.no_grad():
-        decoded = vae.decode(vae.encode(slices_to_pixels(images, resolution)).latent_dist.mean)
-    gray = ((decoded.sample.mean(1) + 1.0) / 2.0).clamp(0, 1).numpy()
-    return np.stack([normalise_intensity(resize_image(g, SLICE_SIZE)) for g in gray])
+        pixels = slices_to_pixels(images, vae.config.sample_size)
+        decoded = vae.decode(vae.encode(pixels).latent_dist.mean).sample
+    rgb = ((decoded + 1.0) / 2.0).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    return np.stack([normalise_intensity(resize_image(g, SLICE_SIZE)) for g in rgb_to_gray(rgb)])
 
 
 def main() -> None:
@@ -64,11 +62,11 @@ def main() -> None:
     args = parser.parse_args()
     results = args.results
     vae_dir = args.vae or results / "base/demo/vae"
-    vae_size = (
-        json.loads((vae_dir / "config.json").read_text())["sample_size"]
-        if vae_dir.is_dir()
-        else None
-    )
+    vae = None
+    if vae_dir.is_dir():
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(str(vae_dir)).eval()
     cfg = stage_config(JudgeConfig, "evaluate")
     scans = pd.read_csv(results / "cohort/scans.tsv", sep="\t")
     model = load_classifier(results / f"evaluate/seed{args.seed}/classifier/model.pt")
@@ -91,9 +89,9 @@ def main() -> None:
         candidates = {"train reals": features(train)}
         for size in args.sizes:
             candidates[f"train reals via {size} px"] = features(through_resolution(train, size))
-        if vae_size:
-            candidates[f"train reals via the VAE at {vae_size} px"] = features(
-                through_vae(train, vae_dir, vae_size)
+        if vae is not None:
+            candidates[f"train reals via the VAE at {vae.config.sample_size} px"] = features(
+                through_vae(train, vae)
             )
         for folder in sorted(results.glob(f"generated/*/seed{args.seed}/{group}")):
             images = load_normalised(sorted(folder.glob("*.png")))

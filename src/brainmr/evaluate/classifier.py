@@ -71,8 +71,8 @@ class SliceCNN(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features: globally pooled activations of the last block."""
-        if x.shape[-2:] != (self.input_size, self.input_size):
-            size = (self.input_size, self.input_size)
+        size = (self.input_size, self.input_size)
+        if x.shape[-2:] != size:
             x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         return self.features(x).mean(dim=(2, 3))
 
