@@ -3,13 +3,15 @@ sets whose answer is known."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from brainmr.config import stage_config
 from brainmr.evaluate import JudgeConfig
-from brainmr.evaluate.sets import out_of_distribution, set_metrics
+from brainmr.evaluate.sets import matched_fidelity, out_of_distribution, set_metrics
 
 D = 16
 
@@ -90,3 +92,26 @@ def test_out_of_distribution_rule():
     unmeasurable = {"precision": np.nan, "coverage": np.nan}
     flagged, why = out_of_distribution({"precision": 1.0, "coverage": 1.0}, unmeasurable, 0.5)
     assert flagged and "fewer than 2 held-out reals" in why
+
+
+def test_default_draws_make_coverage_a_stable_estimate():
+    """With a reference of 4 reals (the demo's held-out AD), coverage at matched size is a mean
+    over random 4-image subsets of the generated set: the schema's number of draws must make it
+    independent of which subsets were drawn, where 20 draws were not."""
+    rng = np.random.default_rng(5)
+    reference = rng.normal(size=(4, 8))
+    # a fifth of the generated images near the reals, the rest far: an answer near 0.4
+    candidate = np.concatenate([rng.normal(size=(20, 8)), rng.normal(4.0, 1.0, size=(80, 8))])
+    default = stage_config(JudgeConfig, "evaluate")
+
+    def spread(draws: int) -> float:
+        runs = [
+            matched_fidelity(reference, candidate, replace(default, matched_draws=draws, seed=s))
+            for s in range(5)
+        ]
+        values = [run["coverage"] for run in runs]
+        assert all(0.2 < v < 0.7 for v in values), values
+        return max(values) - min(values)
+
+    assert spread(20) > 0.1  # 0.28 measured
+    assert spread(default.matched_draws) < 0.04  # 0.02 measured
