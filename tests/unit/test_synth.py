@@ -52,20 +52,8 @@ def test_brain_mask_is_brain_sized_and_the_pose_varies(heads):
         volumes[name] = m.sum() * VOXEL_MM**3 / 1000  # cm3
         centres[name] = nib.affines.apply_affine(head.affine, np.argwhere(m).mean(0))
     for volume in volumes.values():
-        # the MNI152 brain with brainstem, ~1.9 litres, times the head size (0.93-1.07 per axis)
-        assert 1300 < volume < 2400
+        assert 1300 < volume < 2100  # the MNI152 brain with brainstem: ~1.9 litres
     assert np.linalg.norm(centres["cn"] - centres["other"]) > 1.0  # random shift per subject
-
-
-def test_head_size_varies_between_subjects():
-    """Heads differ in size, as real ones do after rigid alignment: brain volumes of a few CN
-    subjects spread by more than deformation and ventricles alone give (seeds 0-5: 1.10 without
-    the head size, 1.21 with it)."""
-    volumes = [
-        (_data(synthesize_head(group="CN", atrophy=1.0, voxel_mm=3.0, seed=s)[1]) > 0).sum()
-        for s in range(6)
-    ]
-    assert max(volumes) / min(volumes) > 1.15, volumes
 
 
 def test_skull_is_dark_and_scalp_bright_around_the_brain(heads):

@@ -7,11 +7,10 @@ Each subject then gets, deterministically from its seed:
 
 - AD atrophy scaled by ``atrophy``: dilated lateral ventricles, thinner cortex (cortical voxels
   within a depth of the CSF turn to CSF) and smaller hippocampi (the same erosion inside two
-  ellipsoids around the hippocampi). CN heads get only a normal variation of ventricle size (up
-  to 2 mm of dilation); an AD and a CN head of the same seed differ only by the atrophy.
-- a head size (each axis 0.93-1.07 of the template's; rigid alignment to MNI152 keeps it, as it
-  keeps real heads' sizes), a smooth random deformation, a random rigid pose (rotations up to 10
-  degrees about each axis, shifts up to 10 mm), a smooth multiplicative bias field and Rician noise,
+  ellipsoids around the hippocampi). CN heads get only a small normal variation of ventricle size;
+  an AD and a CN head of the same seed differ only by the atrophy.
+- a smooth random deformation, a random rigid pose (rotations up to 10 degrees about each axis,
+  shifts up to 10 mm), a smooth multiplicative bias field and Rician noise,
 - resampling (one trilinear ``map_coordinates`` pass) onto an isotropic ``voxel_mm`` grid in an
   ADNI-like sagittal orientation (PIR by default), so that readers must honour the affine.
 """
@@ -46,8 +45,7 @@ HIPPOCAMPUS_MM = [np.array([-27.0, -24.0, -13.0]), np.array([27.0, -24.0, -13.0]
 HIPPOCAMPUS_AXES_MM = np.array([8.0, 17.0, 9.0])
 # Atrophy at strength 1 (mm): ventricle dilation, cortical thinning, hippocampal erosion.
 VENTRICLE_MM, CORTEX_MM, HIPPOCAMPUS_EROSION_MM = 3.0, 1.0, 2.0
-HEAD_SCALE = (0.93, 1.07)  # per-axis head size relative to the template (rigid alignment keeps it)
-DEFORMATION_MM = 2.5  # root-mean-square displacement of the subject deformation, per axis
+DEFORMATION_MM = 1.5  # root-mean-square displacement of the subject deformation, per axis
 BIAS_LOG_SD = 0.1  # root-mean-square of the log bias field
 GROUP_ATROPHY = {"CN": 0.0, "MCI": 0.5, "AD": 1.0}
 
@@ -229,7 +227,7 @@ def _subject_canvas(
     canvas.reshape(-1)[anatomy.shell_index] = np.interp(
         anatomy.shell_distance / thickness, SHELL_MM, SHELL_T1
     )
-    normal_ventricles = rng.uniform(0.0, 2.0)  # mm; ageing variation present in every group
+    normal_ventricles = rng.uniform(0.0, 1.0)  # mm; ageing variation present in every group
     severity = rng.uniform(0.7, 1.3)  # how far along the disease this subject is
     ad = atrophy * severity
     _apply_edit(canvas, anatomy.ventricles, normal_ventricles + ad * VENTRICLE_MM)
@@ -301,16 +299,14 @@ def _synthesize(
     shift = rng.uniform(-10, 10, 3)
     gain = rng.uniform(600, 1000)
     noise_sd = rng.uniform(0.015, 0.03)
-    scale = rng.uniform(*HEAD_SCALE, 3)
     canvas, mask = _subject_canvas(anatomy, rng, atrophy * GROUP_ATROPHY[group])
 
     shape, out_affine = scanner_grid(voxel_mm, orientation)
-    # scanner mm = R S (mni - centre) + shift (S: head size); so
-    # mni = S^-1 R^T (scanner - shift) + centre
+    # scanner mm = R (mni - centre) + shift; so mni = R^T (scanner - shift) + centre
     rot = _rotation(angles)
     scanner_to_mni = np.eye(4)
-    scanner_to_mni[:3, :3] = rot.T / scale[:, None]
-    scanner_to_mni[:3, 3] = HEAD_CENTRE_MM - rot.T @ shift / scale
+    scanner_to_mni[:3, :3] = rot.T
+    scanner_to_mni[:3, 3] = HEAD_CENTRE_MM - rot.T @ shift
     to_canvas = np.linalg.inv(anatomy.affine) @ scanner_to_mni @ out_affine
     coords = np.stack(_world_grid(shape, to_canvas))
     for axis in range(3):  # subject-level smooth deformation (canvas voxels are 1 mm)
