@@ -32,6 +32,31 @@ def test_brainmr_imports_without_install_or_pythonpath(tmp_path):
     assert Path(proc.stdout.strip()) == REPO / "src" / "brainmr" / "__init__.py"
 
 
+def test_this_checkouts_brainmr_wins_over_one_installed_from_elsewhere(tmp_path):
+    """Snakemake hands a job its own sys.path, where a brainmr installed from another checkout
+    (a shared venv) can stand before this checkout's src/, which is on the path already: the job
+    must still import this checkout's brainmr, not run the other checkout's code."""
+    other = tmp_path / "other_checkout" / "src" / "brainmr"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("")
+    path = [str(other.parent), str(REPO / "src"), str(REPO / "workflow" / "scripts")]
+    code = (
+        f"import sys; sys.path[:0] = {path!r}; "
+        "import _brainmr_path, brainmr; print(brainmr.__file__)"
+    )
+    proc = subprocess.run(
+        [sys._base_executable, "-I", "-S", "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()) == REPO / "src" / "brainmr" / "__init__.py"
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_rule_script_is_a_thin_adapter(script):
     lines = [line for line in script.read_text().splitlines() if line.strip()]

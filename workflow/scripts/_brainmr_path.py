@@ -1,9 +1,10 @@
 """Make ``brainmr`` importable in every job: from the project's venv (installed) and under
-``--sdm conda``, where Snakemake clears PYTHONPATH (the repo's src/ is put on sys.path)."""
+``--sdm conda``, where Snakemake clears PYTHONPATH. The workflow's own src/ goes first, even
+where it is on sys.path already: Snakemake hands jobs its own sys.path, in which a brainmr
+installed from another checkout can come before this one's, and the job would run that code."""
 
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-if str(SRC) not in sys.path:
-    sys.path.insert(0, str(SRC))
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+sys.path[:] = [SRC] + [entry for entry in sys.path if entry != SRC]
