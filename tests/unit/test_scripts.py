@@ -12,16 +12,13 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted((REPO / "workflow" / "scripts").glob("[!_]*.py"))
 
 
-def test_brainmr_imports_without_install_or_pythonpath(tmp_path):
-    """As under `--sdm conda`: PYTHONPATH cleared and no brainmr installed (-I -S: isolated,
-    no site-packages at all), from another working directory."""
-    code = (
-        f"import sys; sys.path.insert(0, {str(REPO / 'workflow' / 'scripts')!r}); "
-        "import _brainmr_path, brainmr; print(brainmr.__file__)"
-    )
+def isolated_brainmr_file(cwd: Path, path_first: list[str]) -> Path:
+    """Where ``import _brainmr_path, brainmr`` finds brainmr in a Python with no site-packages,
+    no PYTHONPATH (-I -S, as under `--sdm conda`) and ``path_first`` put before sys.path."""
+    code = f"import sys; sys.path[:0] = {path_first!r}; import _brainmr_path, brainmr; "
     proc = subprocess.run(
-        [sys._base_executable, "-I", "-S", "-c", code],
-        cwd=tmp_path,
+        [sys._base_executable, "-I", "-S", "-c", code + "print(brainmr.__file__)"],
+        cwd=cwd,
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -29,7 +26,14 @@ def test_brainmr_imports_without_install_or_pythonpath(tmp_path):
         env={"PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr
-    assert Path(proc.stdout.strip()) == REPO / "src" / "brainmr" / "__init__.py"
+    return Path(proc.stdout.strip())
+
+
+def test_brainmr_imports_without_install_or_pythonpath(tmp_path):
+    """As under `--sdm conda`: PYTHONPATH cleared and no brainmr installed, from another
+    working directory."""
+    found = isolated_brainmr_file(tmp_path, [str(REPO / "workflow" / "scripts")])
+    assert found == REPO / "src" / "brainmr" / "__init__.py"
 
 
 def test_this_checkouts_brainmr_wins_over_one_installed_from_elsewhere(tmp_path):
@@ -40,21 +44,8 @@ def test_this_checkouts_brainmr_wins_over_one_installed_from_elsewhere(tmp_path)
     other.mkdir(parents=True)
     (other / "__init__.py").write_text("")
     path = [str(other.parent), str(REPO / "src"), str(REPO / "workflow" / "scripts")]
-    code = (
-        f"import sys; sys.path[:0] = {path!r}; "
-        "import _brainmr_path, brainmr; print(brainmr.__file__)"
-    )
-    proc = subprocess.run(
-        [sys._base_executable, "-I", "-S", "-c", code],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert Path(proc.stdout.strip()) == REPO / "src" / "brainmr" / "__init__.py"
+    found = isolated_brainmr_file(tmp_path, path)
+    assert found == REPO / "src" / "brainmr" / "__init__.py"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
