@@ -1,182 +1,54 @@
 """The workflow through a real SLURM cluster: `snakemake --profile slurm`, end to end.
 
 tests/slurm/cluster_up.sh starts a one-node cluster on localhost (slurmctld, slurmd with fake
-GPUs, slurmdbd + MariaDB so that sacct works) and cluster_down.sh stops it. The run uses the
-repo's own profile (slurm/config.yaml) with only its placeholders overridden (partition, account)
-plus test-speed knobs, on a copy of the workflow in a temporary folder. sacct then tells whether
-every job completed, whether the GPU rules got a GPU and the others none, and whether the
-per-subject rules were packed into group jobs.
+GPUs, slurmdbd + MariaDB so that sacct works) and cluster_down.sh stops it. The suite's shared
+end-to-end run (the `small_run` fixture, tests/small_run.py) goes through that cluster with the
+repo's own profile (slurm/config.yaml), only its placeholders overridden (partition, account)
+plus test-speed knobs; sacct then tells whether every job completed, whether the GPU rules got a
+GPU and the others none, and whether the per-subject rules were packed into group jobs.
 
 Needs root and apt-get (Debian's slurm packages are installed when missing): skipped otherwise,
-or with BRAINMR_SKIP_SLURM=1. About 5 minutes on 2 cores. BRAINMR_SLURM_CONFIGFILE picks another
-config (relative to the repo root).
+or with BRAINMR_SKIP_SLURM=1 (the shared run then goes through the local executor). About 8
+minutes on 2 cores, the whole small DAG.
     pytest -m slurm tests/slurm -ra
 The static checks of the profile at the end of this file run everywhere.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import yaml
+from small_run import (
+    CONFIG,
+    PROFILE,
+    ROOT,
+    VENV_BIN,
+    sacct_jobs,
+    slurm_env,
+    slurm_skip_reason,
+    submitted_job_ids,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-PROFILE = ROOT / "slurm" / "config.yaml"
-CONFIG = os.environ.get("BRAINMR_SLURM_CONFIGFILE", "tests/fixtures/config_small.yaml")
-VENV_BIN = Path(sys.executable).parent
-SLURM_DIR = Path(os.environ.get("BRAINMR_SLURM_DIR", "/tmp/brainmr-slurm"))
-PARTITION = os.environ.get("BRAINMR_SLURM_PARTITION", "brainmr")
-ACCOUNT = os.environ.get("BRAINMR_SLURM_ACCOUNT", "brainmr")
 GPU_RULES = ("train_dreambooth", "generate_images", "train_classifier")
 SUBJECT_GROUP = "subject"
 PER_SUBJECT_RULES = ("synthesize_demo_scan", "preprocess_scan")
-# What the workflow needs in the copy it runs (results and .snakemake stay out).
-WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "envs", "slurm", "src", "tests/fixtures")
-RUN_TIMEOUT_S = 1200
 
-
-def skip_reason() -> str | None:
-    if os.environ.get("BRAINMR_SKIP_SLURM") == "1":
-        return "BRAINMR_SKIP_SLURM=1"
-    if os.geteuid() != 0:
-        return "needs root: starts slurmctld/slurmd/slurmdbd and installs Debian's slurm packages"
-    if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
-        return "no apt-get to install SLURM (Debian/Ubuntu only) and no slurmctld installed"
-    site_conf = Path("/etc/slurm/slurm.conf")
-    if site_conf.exists() and os.path.realpath(site_conf) != str(SLURM_DIR / "etc" / "slurm.conf"):
-        return "this machine has its own /etc/slurm/slurm.conf: the test cluster would clash"
-    return None
-
-
-needs_cluster = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
-
-
-def slurm_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["BRAINMR_SLURM_DIR"] = str(SLURM_DIR)
-    env["SLURM_CONF"] = str(SLURM_DIR / "etc" / "slurm.conf")
-    # Jobs run `python -m snakemake` and the rule scripts from this venv: sbatch exports PATH.
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def cluster_is_up() -> bool:
-    """Our slurmctld runs (started by hand earlier): then the test leaves the cluster up."""
-    pid_file = SLURM_DIR / "run" / "slurmctld.pid"
-    try:
-        pid = int(pid_file.read_text())
-        return Path(f"/proc/{pid}/comm").read_text().strip() == "slurmctld"
-    except (OSError, ValueError):
-        return False
+needs_cluster = pytest.mark.skipif(slurm_skip_reason() is not None, reason=str(slurm_skip_reason()))
 
 
 @pytest.fixture(scope="module")
-def slurm_cluster():
-    was_up = cluster_is_up()
-    up = subprocess.run(
-        ["bash", str(HERE / "cluster_up.sh")],
-        env=slurm_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=900,
-    )
-    if up.returncode != 0:
-        pytest.fail(f"cluster_up.sh failed ({up.returncode}):\n{up.stderr[-4000:]}")
-    yield slurm_env()
-    if not was_up:
-        subprocess.run(["bash", str(HERE / "cluster_down.sh")], env=slurm_env(), timeout=300)
-
-
-def profile_overrides(profile: dict) -> list[str]:
-    """The profile's default-resources with the local cluster's partition and account."""
-    defaults = dict(profile["default-resources"])
-    defaults["slurm_partition"] = PARTITION
-    defaults["slurm_account"] = ACCOUNT
-    return [f"{name}={value}" for name, value in defaults.items()]
+def slurm_run(small_run):
+    """The shared end-to-end run, which went through SLURM here: (run dir, output, start)."""
+    assert small_run.executor == "slurm", "a cluster could be started, yet the run was local"
+    return small_run.run_dir, small_run.output, small_run.start
 
 
 @pytest.fixture(scope="module")
-def slurm_run(slurm_cluster, tmp_path_factory):
-    """Copy the workflow, run it through SLURM once; (run dir, snakemake output, start time)."""
-    if not (ROOT / CONFIG).is_file():
-        pytest.fail(f"{CONFIG} is missing: the SLURM test runs the workflow with it")
-    run_dir = tmp_path_factory.mktemp("slurm_run")
-    for part in WORKFLOW_PARTS:
-        source, target = ROOT / part, run_dir / part
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    profile = yaml.safe_load(PROFILE.read_text())
-    command = [
-        str(VENV_BIN / "snakemake"),
-        "--profile", "slurm",
-        "--configfile", CONFIG,
-        "--default-resources", *profile_overrides(profile),
-        # test cluster: 2 cores; a failure is a failure (no retries); poll often
-        "--cores", "2",
-        "--restart-times", "0",
-        "--slurm-init-seconds-before-status-checks", "2",
-        "--slurm-keep-successful-logs",
-    ]  # fmt: skip
-    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 5))
-    result = subprocess.run(
-        ["nice", "-n", "10", *command],
-        cwd=run_dir,
-        env=slurm_cluster,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=RUN_TIMEOUT_S,
-    )
-    output = result.stdout + result.stderr
-    (run_dir / "snakemake_slurm.log").write_text(output)
-    if result.returncode != 0:
-        pytest.fail(f"snakemake --profile slurm failed ({result.returncode}):\n{output[-6000:]}")
-    # sacct's view, kept beside the run for a person to read (the cluster goes down after)
-    jobs = sacct_jobs(slurm_cluster, start, output)
-    lines = ["\t".join(jobs[0])] + ["\t".join(job.values()) for job in jobs] if jobs else []
-    (run_dir / "sacct.tsv").write_text("\n".join(lines) + "\n")
-    return run_dir, output, start
-
-
-def run_uuid(output: str) -> str:
-    """The plugin names every job of one run after the run's uuid."""
-    match = re.search(r"SLURM run ID: ([0-9a-f-]{36})", output)
-    assert match, "no 'SLURM run ID' in Snakemake's output: did it use the slurm executor?"
-    return match.group(1)
-
-
-def submitted_job_ids(output: str) -> set[str]:
-    return set(re.findall(r"has been submitted with SLURM jobid (\d+)", output))
-
-
-def sacct_jobs(env: dict, start: str, output: str) -> list[dict[str, str]]:
-    """The run's SLURM jobs as sacct records them (allocations only, no job steps)."""
-    fields = ["JobID", "JobName", "State", "ExitCode", "Elapsed", "AllocTRES", "Comment"]
-    command = ["sacct", "-X", "-n", "-P", "--starttime", start, "--name", run_uuid(output)]
-    out = subprocess.run(
-        [*command, "-o", ",".join(fields)],
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        check=True,
-    ).stdout
-    return [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines() if line]
+def slurm_cluster(small_run):
+    return slurm_env()
 
 
 def rule_of(job: dict[str, str]) -> str:

@@ -465,6 +465,31 @@ def test_prior_preservation_text_encoder_and_accumulation(tmp_path, base_dir, in
     assert pd.read_csv(tmp_path / "work" / "loss.tsv", sep="\t").step.tolist() == [1, 2]
 
 
+def test_text_encoder_learns_at_its_own_rate(tmp_path, base_dir, instances):
+    """text_encoder_learning_rate drives the text encoder alone: with the UNet's rate at 0 the
+    UNet stays the base's and the text encoder moves; unset, the text encoder takes the UNet's."""
+    cfg = dreambooth_cfg(
+        max_train_steps=2,
+        train_text_encoder=True,
+        learning_rate=0.0,
+        text_encoder_learning_rate=1e-3,
+    )
+    train(pipeline_dir=tmp_path / "model", base_model=str(base_dir), instances=instances, cfg=cfg,
+          work_dir=tmp_path / "work")  # fmt: skip
+    base = StableDiffusionPipeline.from_pretrained(str(base_dir))
+    tuned = StableDiffusionPipeline.from_pretrained(str(tmp_path / "model"))
+    unet = zip(base.unet.parameters(), tuned.unet.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in unet)
+    text = zip(base.text_encoder.parameters(), tuned.text_encoder.parameters(), strict=True)
+    assert any(not torch.equal(a, b) for a, b in text)
+    trained = [base.unet, base.text_encoder]
+    base.text_encoder.requires_grad_(True)
+    groups = db.parameter_groups(trained, dreambooth_cfg(learning_rate=2e-4))
+    assert [g["lr"] for g in groups] == [2e-4, 2e-4]
+    assert len(groups[1]["params"]) == len(list(base.text_encoder.parameters()))
+    assert len(db.parameter_groups(trained[:1], cfg)) == 1  # a frozen text encoder: no group
+
+
 def test_sigkilled_training_process_resumes(tmp_path, base_dir, instances, caplog):
     """A training process killed with SIGKILL (as SLURM or a user would) resumes from its last
     checkpoint on rerun instead of starting over."""

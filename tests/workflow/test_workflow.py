@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import REPO, SNAKEMAKE, run_snakemake
+from small_run import CONFIG as SMALL_CONFIG
 
 BIN = Path(sys.executable).parent
 
@@ -215,11 +216,16 @@ def test_dry_run_adni_config_missing_image_fails_before_jobs(tmp_path):
 
 
 @pytest.mark.slow
-def test_end_to_end_small_run(tmp_path):
-    """The whole DAG on the small config: slices, models, images, Table 1, figures, report."""
-    config = str(REPO / "tests/fixtures/config_small.yaml")
-    run_snakemake(tmp_path, "--cores", "2", "--configfile", config, timeout=1500)
-    results = tmp_path / "results"
+def test_end_to_end_small_run(small_run, tmp_path):
+    """The whole DAG on the small config (the suite's shared run, through SLURM where the machine
+    allows): slices, models, images, Table 1, figures, report; then local runs in its folder."""
+    config = str(REPO / SMALL_CONFIG)
+    run_dir = small_run.run_dir
+
+    def in_run_dir(*args: str):
+        return run_snakemake(run_dir, *args, snakefile=run_dir / "Snakefile")
+
+    results = run_dir / "results"
     scans = (results / "cohort/scans.tsv").read_text().splitlines()
     assert len(scans) == 1 + 7
     for name in [
@@ -274,15 +280,14 @@ def test_end_to_end_small_run(tmp_path):
             assert {"precision", "coverage"} <= set(rows[f"{group}: {name}"])
     assert "SYNTHETIC" in (results / "table1.md").read_text().upper()
     demo_inputs = sorted(p.stat().st_mtime_ns for p in (results / "demo/ADNI").rglob("*.nii.gz"))
-    report = run_snakemake(
-        tmp_path, "--cores", "1", "--configfile", config, "--report", "results/report.html"
-    )
+    report = in_run_dir("--cores", "1", "--configfile", config, "--report", "results/report.html")
     assert report.returncode == 0 and (results / "report.html").stat().st_size > 10_000
     # nothing upstream was rewritten by the report run
     assert demo_inputs == sorted(
         p.stat().st_mtime_ns for p in (results / "demo/ADNI").rglob("*.nii.gz")
     )
     # One stage's setting reruns that stage and what reads it, nothing upstream.
+    planned = {}
     for key, value, reruns, untouched in [
         (
             "evaluate.outlier_mad_k",
@@ -312,14 +317,20 @@ def test_end_to_end_small_run(tmp_path):
             {"preprocess_scan", "fit_kde", "train_classifier", "pretrain_demo_base"},
         ),
     ]:
-        changed = write_config(
-            tmp_path / "changed.yaml", "tests/fixtures/config_small.yaml", **{key: value}
-        )
-        counts = job_counts(run_snakemake(tmp_path, "-n", "--configfile", str(changed)).stdout)
+        changed = write_config(tmp_path / "changed.yaml", SMALL_CONFIG, **{key: value})
+        counts = planned[key] = job_counts(in_run_dir("-n", "--configfile", str(changed)).stdout)
         assert reruns <= set(counts), (key, counts)
         assert not untouched & set(counts), (key, counts)
         if key.startswith("conditions.separate"):  # the other conditions' images stay
             assert counts["generate_images"] == 2, counts  # separate, seeds 0 and 1
+    # and the first change, run for real with the local executor (whichever executor ran the
+    # DAG): the jobs its dry run listed run, nothing else, and then nothing is left to do
+    key = "evaluate.outlier_mad_k"
+    changed = write_config(tmp_path / "changed.yaml", SMALL_CONFIG, **{key: 3.0})
+    rerun = in_run_dir("--cores", "2", "--configfile", str(changed))
+    ran = job_counts(rerun.stdout + rerun.stderr)  # a real run logs its job stats on stderr
+    assert ran == planned[key] and "train_dreambooth" not in ran, (ran, planned[key])
+    assert not job_counts(in_run_dir("-n", "--configfile", str(changed)).stdout)
 
 
 def test_summary_and_dag_commands_of_the_readme(tmp_path):

@@ -29,6 +29,7 @@ class DreamBoothConfig:
     class_balance: str
     gradient_accumulation_steps: int
     learning_rate: float
+    text_encoder_learning_rate: float | None
     lr_scheduler: str
     lr_warmup_steps: int
     gradient_checkpointing: bool

@@ -345,6 +345,16 @@ def save_pipeline(base_model, unet, text_encoder, pipeline_dir: Path, card: str,
 
 
 # ----------------------------------------------------------------------------- training
+def parameter_groups(trained: list, cfg: DreamBoothConfig) -> list[dict]:
+    """The optimizer's parameter groups: the UNet at ``learning_rate``; the text encoder (second
+    of ``trained`` where it is trained) at ``text_encoder_learning_rate`` where set."""
+    groups = [{"params": trainable_parameters(trained[:1]), "lr": cfg.learning_rate}]
+    if len(trained) > 1:
+        lr = cfg.text_encoder_learning_rate or cfg.learning_rate
+        groups.append({"params": trainable_parameters(trained[1:]), "lr": lr})
+    return groups
+
+
 def _prepare_models(base, cfg: DreamBoothConfig, device, dtype) -> list:
     """Freeze what is not trained (frozen parts in ``dtype`` on the device), add LoRA adapters
     where asked; the models being trained, UNet first."""
@@ -443,7 +453,9 @@ def train_dreambooth(
     )
     params = trainable_parameters(trained)
     optimizer = make_optimizer(
-        params, learning_rate=cfg.learning_rate, use_8bit_adam=cfg.use_8bit_adam
+        parameter_groups(trained, cfg),
+        learning_rate=cfg.learning_rate,
+        use_8bit_adam=cfg.use_8bit_adam,
     )
     lr_schedule = get_scheduler(
         cfg.lr_scheduler,

@@ -18,7 +18,7 @@ from brainmr.preprocess.volume import from_sitk, to_sitk
 
 log = logging.getLogger(__name__)
 SAMPLING_PERCENTAGE = 0.25  # of the template brain's voxels, drawn at random with a fixed seed
-SAMPLING_SEED = 0
+SAMPLING_SEED = 1  # any but 0: SimpleITK reads a seed of 0 as "seed from the wall clock"
 
 
 def resample_isotropic(image: sitk.Image, spacing_mm: float) -> sitk.Image:
