@@ -8,7 +8,7 @@ plus test-speed knobs; sacct then tells whether every job completed, whether the
 GPU and the others none, and whether the per-subject rules were packed into group jobs.
 
 Needs root and apt-get (Debian's slurm packages are installed when missing): skipped otherwise,
-or with BRAINMR_SKIP_SLURM=1 (the shared run then goes through the local executor). About 8
+or with BRAINMR_SKIP_SLURM=1 (the shared run then goes through the local executor). About 6
 minutes on 2 cores, the whole small DAG.
     pytest -m slurm tests/slurm -ra
 The static checks of the profile at the end of this file run everywhere.

@@ -323,13 +323,14 @@ def test_end_to_end_small_run(small_run, tmp_path):
         assert not untouched & set(counts), (key, counts)
         if key.startswith("conditions.separate"):  # the other conditions' images stay
             assert counts["generate_images"] == 2, counts  # separate, seeds 0 and 1
-    # and the first change, run for real with the local executor (whichever executor ran the
-    # DAG): the jobs its dry run listed run, nothing else, and then nothing is left to do
-    key = "evaluate.outlier_mad_k"
-    changed = write_config(tmp_path / "changed.yaml", SMALL_CONFIG, **{key: 3.0})
+    # and the remedy's sampling change, run for real with the local executor (whichever executor
+    # ran the DAG; a GPU rule among its jobs): the jobs its dry run listed run, nothing else, and
+    # then nothing is left to do
+    key = "conditions.separate.guidance_scale"
+    changed = write_config(tmp_path / "changed.yaml", SMALL_CONFIG, **{key: {"AD": 2.0}})
     rerun = in_run_dir("--cores", "2", "--configfile", str(changed))
     ran = job_counts(rerun.stdout + rerun.stderr)  # a real run logs its job stats on stderr
-    assert ran == planned[key] and "train_dreambooth" not in ran, (ran, planned[key])
+    assert ran == planned[key] and ran["generate_images"] == 2, (ran, planned[key])
     assert not job_counts(in_run_dir("-n", "--configfile", str(changed)).stdout)
 
 
