@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import signal
@@ -35,6 +36,7 @@ from brainmr.diffusion import (
     write_pretrain_corpus,
 )
 from brainmr.diffusion import checkpoints as ckpt
+from brainmr.diffusion import demo_base as db_base
 from brainmr.diffusion import dreambooth as db
 from brainmr.diffusion.common import cpu_generator, noise_target, tokenize
 from brainmr.diffusion.demo_base import (
@@ -128,6 +130,24 @@ def test_tokenizer_gives_distinct_words_distinct_ids(tmp_path):
     assert len({i[0] for i in ids}) == len(words)
     unknown = tokenizer("zebra qxz", add_special_tokens=False).input_ids
     assert tokenizer.unk_token_id not in unknown and len(unknown) > 2  # spelled out, not unknown
+
+
+def test_word_merges_break_ties_by_text_not_by_order():
+    merges = db_base.word_merges(["ab", "ba", "abc"])
+    assert merges == [("a", "b"), ("a", "b</w>"), ("ab", "c</w>"), ("b", "a</w>")]
+    assert db_base.word_merges(["abc", "ba", "ab"]) == merges
+
+
+def test_tokenizer_files_are_the_same_in_every_process(tmp_path):
+    """Token ids decide which embedding row a word trains: two processes (different hash seeds)
+    must write the same files, or the demo base differs between runs."""
+    code = "import sys; from pathlib import Path; from brainmr.diffusion.demo_base import "
+    code += "write_tokenizer_files as w; w(Path(sys.argv[1]))"
+    for name, seed in (("one", "1"), ("two", "2")):
+        env = os.environ | {"PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True, env=env)
+    for file in ("vocab.json", "merges.txt"):
+        assert (tmp_path / "one" / file).read_bytes() == (tmp_path / "two" / file).read_bytes()
 
 
 def test_prompts_with_commas_are_never_split(base_dir, instances):

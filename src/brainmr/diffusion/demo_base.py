@@ -10,6 +10,7 @@ import logging
 import math
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -54,37 +55,54 @@ WARMUP_STEPS = 50
 
 
 # ----------------------------------------------------------------------------- tokenizer + models
+SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
+
+
+def word_merges(words: list[str]) -> list[tuple[str, str]]:
+    """BPE merges until every word is one token: the most frequent adjacent pair first, ties
+    broken by the pair's text. The same words give the same merges in every process (the
+    tokenizers library's trainer breaks ties in hash order, which changes from one process to
+    the next: the demo base's token ids, hence its weights, differed between runs)."""
+    words = [list(w[:-1]) + [w[-1] + "</w>"] for w in words]
+    merges = []
+    while pairs := Counter(p for w in words for p in zip(w, w[1:], strict=False)):
+        pair = min(pairs, key=lambda p: (-pairs[p], p))
+        merges.append(pair)
+        words = [_merge_pair(w, pair) for w in words]
+    return merges
+
+
+def _merge_pair(word: list[str], pair: tuple[str, str]) -> list[str]:
+    out, i = [], 0
+    while i < len(word):
+        if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+            out.append(word[i] + word[i + 1])
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return out
+
+
 def write_tokenizer_files(folder: Path) -> None:
-    """Learn a small word-level BPE vocabulary (each listed word one token) with CLIP's
-    normalisation and pre-tokenisation, and write vocab.json + merges.txt into ``folder``."""
-    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, trainers
-    from tokenizers.models import BPE
+    """A small word-level BPE vocabulary (each listed word one token, split as CLIP's
+    pre-tokeniser splits text) written as vocab.json + merges.txt into ``folder``: the special
+    tokens, every byte-level character alone and word-final (so that no character of any prompt
+    maps to the unknown token), then the merges' products."""
+    from tokenizers import pre_tokenizers
     from transformers.models.clip.tokenization_clip import CLIPTokenizer
 
-    reference = CLIPTokenizer()  # CLIP's normaliser and pre-tokeniser, empty vocabulary
-    tokenizer = Tokenizer(BPE(unk_token="<|endoftext|>", end_of_word_suffix="</w>"))
-    tokenizer.normalizer = normalizers.Sequence(
-        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
-    )
-    tokenizer.pre_tokenizer = reference.backend_tokenizer.pre_tokenizer
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    trainer = trainers.BpeTrainer(
-        vocab_size=100_000,  # no limit: merge until every word is one token
-        min_frequency=1,
-        special_tokens=["<|startoftext|>", "<|endoftext|>"],
-        initial_alphabet=alphabet,
-        end_of_word_suffix="</w>",
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator([" ".join(VOCABULARY_WORDS)] * 4, trainer)
+    split = CLIPTokenizer().backend_tokenizer.pre_tokenizer  # CLIP's, empty vocabulary
+    words = [w for w, _ in split.pre_tokenize_str(" ".join(VOCABULARY_WORDS).lower())]
+    merges = word_merges(list(dict.fromkeys(words)))
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    tokens = [*SPECIAL_TOKENS, *alphabet, *(c + "</w>" for c in alphabet)]
+    tokens += [a + b for a, b in merges]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer.model.save(str(folder))
-    # Word-final single characters ("z</w>") exist only for letters the words end with: add all,
-    # so no character of any prompt maps to the unknown token.
-    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-    for char in sorted(alphabet):
-        vocab.setdefault(char + "</w>", len(vocab))
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    lines = ["#version: 0.2", *(f"{a} {b}" for a, b in merges)]
+    (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def build_tokenizer(folder: Path):
