@@ -373,6 +373,109 @@ def test_cached_latents_give_the_same_loss(base_dir, instances):
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
 
 
+@pytest.mark.parametrize("cached", [True, False])
+def test_caption_dropout_trains_on_the_empty_prompt(base_dir, instances, cached):
+    """Known answer: with caption_dropout 1 every item is conditioned on "" (the loss equals that
+    of a set whose prompts are all empty); at 0.5 some items are, so the loss lies elsewhere."""
+    from diffusers import DDPMScheduler
+
+    base = StableDiffusionPipeline.from_pretrained(str(base_dir))
+    data = db.load_instance_set(instances)
+    sched = DDPMScheduler.from_config(base.scheduler.config)
+    idx = torch.tensor([0, 3, 5, 6])
+
+    masks = []
+
+    def loss(prompts, **extra):
+        inputs = db.TrainingInputs(
+            vae=base.vae,
+            text_encoder=base.text_encoder,
+            tokenizer=base.tokenizer,
+            pixels=db.slices_to_pixels(data.slices, 32),
+            prompts=prompts,
+            cache_latents=cached,
+            train_text=False,
+        )
+        embed = inputs.embeddings
+        inputs.embeddings = lambda i, empty=None: masks.append(empty) or embed(i, empty)
+        with torch.no_grad():
+            return db.micro_step_loss(
+                base.unet, inputs, sched, idx, 4, cpu_generator(0, 0, 0), dreambooth_cfg(**extra)
+            ).item()
+
+    plain, empty = loss(data.prompts), loss([""] * len(data.prompts))
+    assert plain != pytest.approx(empty, rel=1e-4)  # the prompt matters to this base
+    assert loss(data.prompts, caption_dropout=1.0) == pytest.approx(empty, rel=1e-5)
+    assert masks[-1].all()
+    assert loss(data.prompts, caption_dropout=0.0) == pytest.approx(plain, rel=1e-5)
+    assert masks[-1] is None  # nothing drawn: runs without dropout are what they were
+    some = loss(data.prompts, caption_dropout=0.2)
+    dropped = set(idx[masks[-1]].tolist())
+    assert 0 < len(dropped) < len(idx)  # this seed drops some items, not all
+    mixed = ["" if i in dropped else p for i, p in enumerate(data.prompts)]
+    assert some == pytest.approx(loss(mixed), rel=1e-5)
+    assert some != pytest.approx(plain, abs=1e-6) and some != pytest.approx(empty, abs=1e-6)
+
+
+def test_weight_average_warms_up_and_round_trips():
+    from brainmr.diffusion.memory import WeightAverage
+
+    param = torch.nn.Parameter(torch.zeros(3))
+    average = WeightAverage([param], decay=0.5)
+    with torch.no_grad():
+        param.fill_(1.0)
+    average.update()  # first update: decay 1/10, as diffusers' EMAModel
+    torch.testing.assert_close(average.shadow[0], torch.full((3,), 0.9))
+    for _ in range(20):
+        average.update()
+    assert average.current_decay() == 0.5  # (1 + n) / (10 + n) passed the cap at n = 8
+    with torch.no_grad():
+        param.fill_(3.0)
+    average.update()  # shadow ~1 -> halfway to 3
+    torch.testing.assert_close(average.shadow[0], torch.full((3,), 2.0), atol=1e-3, rtol=0)
+    restored = WeightAverage([param], decay=0.5)
+    restored.load_state_dict(average.state_dict())
+    assert restored.updates == 22 and torch.equal(restored.shadow[0], average.shadow[0])
+    restored.copy_to_params()
+    assert torch.equal(param.detach(), average.shadow[0])
+
+
+def test_weight_average_is_saved_and_survives_a_resume(tmp_path, base_dir, instances, monkeypatch):
+    """The pipeline holds the moving average (a decay of ~0 gives the last weights, 0.9 others),
+    and a run killed after a checkpoint resumes its average too: same weights as unkilled."""
+    kw = dict(base_model=str(base_dir), instances=instances, threads=2)
+
+    def unet_of(folder):
+        return torch.cat(
+            [
+                p.flatten()
+                for p in StableDiffusionPipeline.from_pretrained(str(folder)).unet.parameters()
+            ]
+        )
+
+    runs = {"plain": 0.0, "tiny": 1e-9, "ema": 0.9}
+    for name, decay in runs.items():
+        cfg = dreambooth_cfg(max_train_steps=4, ema_decay=decay)
+        train(pipeline_dir=tmp_path / name, work_dir=tmp_path / f"work_{name}", cfg=cfg, **kw)
+    plain, tiny, ema = (unet_of(tmp_path / name) for name in runs)
+    torch.testing.assert_close(tiny, plain, atol=1e-6, rtol=0)
+    assert (ema - plain).abs().max() > 1e-4
+
+    save = ckpt.save_checkpoint
+
+    def save_then_die(accelerator, folder, step, *args):
+        save(accelerator, folder, step, *args)
+        raise KeyboardInterrupt(f"killed after checkpoint {step}")
+
+    cfg = dreambooth_cfg(max_train_steps=4, ema_decay=0.9)
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(pipeline_dir=tmp_path / "b", work_dir=tmp_path / "work_b", cfg=cfg, **kw)
+    monkeypatch.setattr(ckpt, "save_checkpoint", save)
+    train(pipeline_dir=tmp_path / "b", work_dir=tmp_path / "work_b", cfg=cfg, **kw)
+    torch.testing.assert_close(unet_of(tmp_path / "b"), ema, atol=1e-5, rtol=0)
+
+
 def test_v_prediction_target():
     from diffusers import DDPMScheduler
 

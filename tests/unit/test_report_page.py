@@ -71,6 +71,8 @@ def test_methods_text_follows_a_changed_config():
             "dreambooth.lora_rank": 8,
             "evaluate.bandwidth_rule": "per_class",
             "dreambooth.snr_gamma": 5.0,
+            "dreambooth.caption_dropout": 0.1,
+            "dreambooth.ema_decay": 0.99,
             "evaluate.cnn_input_size": 80,
         },
     )
@@ -79,6 +81,7 @@ def test_methods_text_follows_a_changed_config():
     assert "SYNTHETIC" not in text  # the real run carries no banner
     assert "LoRA rank 8" in text and "full fine-tune" not in text
     assert "min-SNR weighting (gamma 5.0)" in text
+    assert "caption dropout 0.1, weights averaged (EMA decay 0.99)" in text
     assert "a bandwidth per class" in text
     assert "2000 steps at batch 4" in text
 

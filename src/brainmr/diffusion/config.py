@@ -46,6 +46,8 @@ class DreamBoothConfig:
     lora_text_encoder: bool
     snr_gamma: float
     noise_offset: float
+    caption_dropout: float
+    ema_decay: float
     seed: int
 
 

@@ -37,6 +37,7 @@ from brainmr.diffusion.identity import base_model_digest, config_digest
 from brainmr.diffusion.memory import (
     LORA_TEXT_MODULES,
     LORA_UNET_MODULES,
+    WeightAverage,
     add_lora,
     make_optimizer,
     merge_lora,
@@ -183,6 +184,7 @@ class TrainingInputs:
             self.prompt_index = torch.tensor([unique.index(p) for p in self.prompts])
             with torch.no_grad():
                 self.embeddings_cache = encode_prompts(text_encoder, tokenizer, unique)
+        self.empty_cache = None  # the empty prompt's, on first use (caption dropout)
 
     @torch.no_grad()
     def _posterior(self, pixels):
@@ -203,10 +205,21 @@ class TrainingInputs:
                 sample = dist.sample(generator=generator)
         return scale_latents(sample, self.vae).float()
 
-    def embeddings(self, idx: torch.Tensor) -> torch.Tensor:
+    def embeddings(self, idx: torch.Tensor, empty: torch.Tensor | None = None) -> torch.Tensor:
+        """Prompt embeddings of items ``idx``; where the boolean mask ``empty`` is set, those of
+        the empty prompt instead (caption dropout)."""
         if self.cache_embeddings:
-            return self.embeddings_cache[self.prompt_index[idx]]
-        ids = tokenize(self.tokenizer, [self.prompts[i] for i in idx.tolist()])
+            out = self.embeddings_cache[self.prompt_index[idx]]
+            if empty is not None and empty.any():
+                if self.empty_cache is None:
+                    with torch.no_grad():
+                        self.empty_cache = encode_prompts(self.text_encoder, self.tokenizer, [""])
+                out = torch.where(empty[:, None, None], self.empty_cache.to(out.dtype), out)
+            return out
+        prompts = [self.prompts[i] for i in idx.tolist()]
+        if empty is not None:
+            prompts = ["" if blank else p for p, blank in zip(prompts, empty.tolist(), strict=True)]
+        ids = tokenize(self.tokenizer, prompts)
         with torch.set_grad_enabled(self.train_text):
             return self.text_encoder(ids.to(self.text_encoder.device))[0]
 
@@ -218,14 +231,17 @@ def _mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None)
 
 def micro_step_loss(unet, inputs: TrainingInputs, scheduler, idx, n_instance, generator, cfg):
     """Noise-prediction MSE of one micro-batch (instance items first, then class items whose
-    loss is weighted by ``prior_loss_weight``), min-SNR weighted and with offset noise where
-    the config asks."""
+    loss is weighted by ``prior_loss_weight``), min-SNR weighted, with offset noise and caption
+    dropout where the config asks."""
     latents = inputs.latents(idx, generator)
     noise = offset_noise(latents.shape, generator, cfg.noise_offset).to(latents.device)
     steps = scheduler.config.num_train_timesteps
     timesteps = torch.randint(0, steps, (len(idx),), generator=generator).to(latents.device)
     noisy = scheduler.add_noise(latents, noise, timesteps)
-    pred = unet(noisy, timesteps, inputs.embeddings(idx)).sample.float()
+    empty = None  # drawn only when asked, so runs without dropout draw what they always did
+    if cfg.caption_dropout > 0:
+        empty = torch.rand(len(idx), generator=generator) < cfg.caption_dropout
+    pred = unet(noisy, timesteps, inputs.embeddings(idx, empty)).sample.float()
     target = noise_target(scheduler, latents, noise, timesteps).float()
     weights = min_snr_weights(scheduler, timesteps, cfg.snr_gamma) if cfg.snr_gamma > 0 else None
     part = slice(None, n_instance)
@@ -465,6 +481,9 @@ def train_dreambooth(
     )
     *trained, optimizer = accelerator.prepare(*trained, optimizer)
     accelerator.register_for_checkpointing(lr_schedule)
+    average = WeightAverage(params, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    if average is not None:
+        accelerator.register_for_checkpointing(average)
     checkpoints = work_dir / "checkpoints"
     ckpt.remove_stale_temporaries(checkpoints)
     start, history = ckpt.resume(accelerator, checkpoints, identity, cfg.max_train_steps)
@@ -525,12 +544,14 @@ def train_dreambooth(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             losses.append(loss.detach().item())
+        if average is not None:
+            average.update()
         lr_schedule.step()
         history.append([step + 1, float(np.mean(losses)), lr])
         bar.set_postfix(loss=f"{history[-1][1]:.4f}")
         done = step + 1
         last = done == cfg.max_train_steps
-        if (run.validation_steps and done % run.validation_steps == 0) or last:
+        if run.validation_steps and done % run.validation_steps == 0 and not last:
             validate(done)
         # The final state is saved as a pipeline; a checkpoint of it only if it is kept.
         if done % run.checkpointing_steps == 0 and (not last or run.keep_checkpoints):
@@ -538,8 +559,10 @@ def train_dreambooth(
                 accelerator, checkpoints, done, identity, history, run.checkpoints_total_limit
             )
     bar.close()
+    if average is not None:
+        average.copy_to_params()  # the final model, its grid and the pipeline are the average
     if not (validation_dir / f"step-{cfg.max_train_steps:06d}.npz").is_file():
-        validate(cfg.max_train_steps)  # resumed at the end: the final grid
+        validate(cfg.max_train_steps)
     write_loss_log(work_dir, history)
     validation_figure(validation_dir, work_dir / "validation.png", cfg.max_train_steps)
     models = [accelerator.unwrap_model(m) for m in trained]
