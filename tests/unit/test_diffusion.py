@@ -376,7 +376,8 @@ def test_cached_latents_give_the_same_loss(base_dir, instances):
 @pytest.mark.parametrize("cached", [True, False])
 def test_caption_dropout_trains_on_the_empty_prompt(base_dir, instances, cached):
     """Known answer: with caption_dropout 1 every item is conditioned on "" (the loss equals that
-    of a set whose prompts are all empty); at 0.5 some items are, so the loss lies elsewhere."""
+    of a set whose prompts are all empty); at 0.2 some items are, and the loss is that of a set
+    with exactly those prompts emptied."""
     from diffusers import DDPMScheduler
 
     base = StableDiffusionPipeline.from_pretrained(str(base_dir))
@@ -424,7 +425,7 @@ def test_weight_average_warms_up_and_round_trips():
     average = WeightAverage([param], decay=0.5)
     with torch.no_grad():
         param.fill_(1.0)
-    average.update()  # first update: decay 1/10, as diffusers' EMAModel
+    average.update()  # first update (n = 0): decay 1/10
     torch.testing.assert_close(average.shadow[0], torch.full((3,), 0.9))
     for _ in range(20):
         average.update()

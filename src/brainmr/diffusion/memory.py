@@ -92,9 +92,11 @@ def offset_noise(shape, generator: torch.Generator, offset: float) -> torch.Tens
 
 class WeightAverage:
     """Exponential moving average of ``params`` (float32 copies, on their device: SD 1.5's UNet
-    adds 3.4 GB), updated after each optimizer step with diffusers' EMAModel warm-up (decay
-    min(decay, (1 + n) / (10 + n)) at update n, from 0), so a short run is not pulled back to
-    the base. ``state_dict``/``load_state_dict`` let Accelerate checkpoint it with the run."""
+    adds 3.4 GB), updated after each optimizer step with decay min(decay, (1 + n) / (10 + n)) at
+    update n, from 0, so a short run is not pulled back to the base. That is diffusers' EMAModel
+    warm-up, except at the first update, where EMAModel copies the weights (decay 0) and this
+    mixes in a tenth of the base. ``state_dict``/``load_state_dict`` let Accelerate checkpoint it
+    with the run."""
 
     def __init__(self, params, decay: float):
         self.params, self.decay, self.updates = list(params), decay, 0
