@@ -86,7 +86,17 @@ def active_specs(config: Mapping) -> dict[str, Mapping]:
     return specs
 
 
+RESERVED_NAMES = ("real", "outlier")  # the evaluation's own sets in score tables
+RESERVED_PREFIX = "ceiling_"  # the reconstruction-ceiling sets (brainmr.evaluate.ceiling)
+
+
 def conditions_of(config: Mapping) -> dict[str, Condition]:
+    bad = [n for n in active_specs(config) if n in RESERVED_NAMES or n.startswith(RESERVED_PREFIX)]
+    if bad:
+        raise ValueError(
+            f"config conditions: {bad} are names of the evaluation's own sets "
+            f"({', '.join(RESERVED_NAMES)}, {RESERVED_PREFIX}*); rename the condition"
+        )
     return {name: Condition.from_config(name, spec) for name, spec in active_specs(config).items()}
 
 

@@ -28,6 +28,7 @@ IMPORT_TO_PYPI = {
     "PIL": "pillow",
     "SimpleITK": "simpleitk",
     "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
     "yaml": "pyyaml",
     "markdown_it": "markdown-it-py",
 }

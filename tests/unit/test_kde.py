@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import logsumexp
-from scipy.stats import norm
+from scipy.stats import median_abs_deviation, norm
 
 from brainmr import io
 from brainmr.config import stage_config
@@ -269,7 +269,9 @@ def sensitivity_inputs():
 def test_kde_sensitivity_rows_and_default_variant_match_the_fitted_model():
     train, train_groups, test, test_groups, generated, gen_pixels = sensitivity_inputs()
     cfg = config(pca_components=4, kde_balance_repeats=3)
-    table = kde_sensitivity(train, train_groups, test, test_groups, generated, gen_pixels, cfg)
+    table = kde_sensitivity(
+        train, train_groups, test, test_groups, generated, gen_pixels, cfg, mad_k=5.0
+    )
     assert list(table.columns) == SENSITIVITY_COLUMNS
     assert sorted(table["pca_components"].unique()) == [2, 4, 8]
     assert len(table) == 3 * 2 * 2 * 8  # PCA sizes x rules x balances x generated sets
@@ -279,22 +281,29 @@ def test_kde_sensitivity_rows_and_default_variant_match_the_fitted_model():
     default = table[table["is_default"]].set_index(keys)
     assert set(default["bandwidth_rule"]) == {"shared"} and set(default["balance"]) == {"none"}
     model = fit_kde_model(train, train_groups, cfg)
-    wrong = misclassified_mask(generated["group"].to_numpy(), model.score(gen_pixels))
-    expected = generated.assign(wrong=wrong).groupby(keys)["wrong"].sum()
-    assert (default["misclassified"] == expected.reindex(default.index)).all()
-    assert (default["n"] == 12).all()
+    scored = model.score(gen_pixels)
     held = model.score(test)
+    # Table 1's outlier rule under the default KDE: these images are left out of the counts
+    best = np.maximum(held["AD"], held["CN"])
+    cut = np.median(best) - 5.0 * median_abs_deviation(best, scale="normal")
+    kept = np.maximum(scored["AD"], scored["CN"]) >= cut
+    wrong = misclassified_mask(generated["group"].to_numpy(), scored) & kept
+    expected = generated.assign(wrong=wrong, kept=kept).groupby(keys)[["wrong", "kept"]].sum()
+    assert (default["misclassified"] == expected["wrong"].reindex(default.index)).all()
+    assert (default["n"] == expected["kept"].reindex(default.index)).all()
     assert default["heldout_accuracy"].iloc[0] == pytest.approx(
         verdict_metrics(test_groups, held["AD"], held["CN"])["accuracy"]
     )
     assert (table["heldout_accuracy"] > 0.75).all()  # a 3-sd shift shows in every variant
-    np.testing.assert_allclose(table["misclassified_fraction"], table["misclassified"] / 12)
+    np.testing.assert_allclose(table["misclassified_fraction"], table["misclassified"] / table["n"])
 
 
 def test_kde_sensitivity_caps_and_deduplicates_components():
     train, train_groups, test, test_groups, generated, gen_pixels = sensitivity_inputs()
     cfg = config(pca_components=4, sensitivity_pca_components=[4, 500, 90], bandwidth=2.0)
-    table = kde_sensitivity(train, train_groups, test, test_groups, generated, gen_pixels, cfg)
+    table = kde_sensitivity(
+        train, train_groups, test, test_groups, generated, gen_pixels, cfg, mad_k=5.0
+    )
     assert sorted(table["pca_components"].unique()) == [4, 60]  # capped at the 60 pixels
     # A fixed bandwidth is its own rule, beside the two searched ones.
     assert set(table["bandwidth_rule"]) == {"shared", "per_class", "fixed"}
@@ -325,7 +334,12 @@ def test_kde_sensitivity_file_writes_the_csv(tmp_path):
     )
     out = tmp_path / "out" / "kde_sensitivity.csv"
     kde_sensitivity_file(
-        train=train, test=test, generated=generated, out_csv=out, cfg=config(pca_components=4)
+        train=train,
+        test=test,
+        generated=generated,
+        out_csv=out,
+        cfg=config(pca_components=4),
+        mad_k=5.0,
     )
     table = pd.read_csv(out)
     assert list(table.columns) == SENSITIVITY_COLUMNS

@@ -1,5 +1,6 @@
-"""The remedies table: fractions judged AD with intervals, effects against the baseline with
-Fisher's p-values (checked against scipy), and the out-of-distribution flag."""
+"""The remedies table: fractions judged AD as seed means with t intervals, effects against the
+baseline by a paired t test over seeds (pooled Wilson/Fisher figures as secondary columns,
+checked against scipy), and the out-of-distribution flag."""
 
 from __future__ import annotations
 
@@ -53,24 +54,68 @@ def test_effects_intervals_and_p_values_against_scipy():
     table = compare_remedies(by_seed_table(SETS), "brain", ["fix", "same"])
     pick = table.set_index(["condition", "images", "measure"])
     fix = pick.loc[("fix", "AD", "cnn_AD")]
-    assert fix.k == 185 and fix.n == 300 and fix.fraction == pytest.approx(185 / 300)
-    assert (fix.pooled_low, fix.pooled_high) == pytest.approx(wilson_interval(185, 300))
+    # headline: the seed is the unit
     across = mean_interval([0.60, 0.70, 0.55])
     assert (fix.seed_mean, fix.seed_low, fix.seed_high) == pytest.approx(
         (across["mean"], across["low"], across["high"])
     )
-    assert fix.effect == pytest.approx(185 / 300 - 10 / 300)
-    expected = sps.fisher_exact([[185, 115], [10, 290]]).pvalue
-    assert fix.p_value == pytest.approx(expected) and fix.p_value < 1e-6
+    diffs = np.array([0.60, 0.70, 0.55]) - np.array([0.03, 0.05, 0.02])
+    assert fix.effect == pytest.approx(diffs.mean())
+    assert fix.p_value == pytest.approx(
+        sps.ttest_rel([0.60, 0.70, 0.55], [0.03, 0.05, 0.02]).pvalue
+    )
+    low, high = sps.t.interval(0.95, 2, loc=diffs.mean(), scale=sps.sem(diffs))
+    assert (fix.effect_low, fix.effect_high) == pytest.approx((low, high))
+    assert 0 < fix.detectable < fix.effect and fix.paired_seeds == 3
     assert fix.sign_per_seed == "all +" and fix.per_seed == "60/100, 70/100, 55/100"
+    # secondary: pooled over seeds, images treated as independent
+    assert fix.pooled_k == 185 and fix.pooled_n == 300
+    assert fix.pooled_fraction == pytest.approx(185 / 300)
+    assert (fix.pooled_low, fix.pooled_high) == pytest.approx(wilson_interval(185, 300))
+    assert fix.pooled_effect == pytest.approx(185 / 300 - 10 / 300)
+    expected = sps.fisher_exact([[185, 115], [10, 290]])
+    assert fix.pooled_p_value == pytest.approx(expected.pvalue) and fix.pooled_p_value < 1e-6
+    assert fix.pooled_odds_ratio == pytest.approx(expected.statistic) and fix.pooled_odds_ratio > 1
     lik = pick.loc[("fix", "AD", "likelihood_AD")]
-    assert lik.k == 70 + 80 + 65  # n - misclassified
+    assert lik.pooled_k == 70 + 80 + 65  # n - misclassified
     cn = pick.loc[("fix", "CN", "cnn_AD")]
-    assert cn.p_value > 0.3  # CN images did not turn AD
+    assert cn.p_value > 0.05 and cn.pooled_p_value > 0.3  # CN images did not turn AD
     same = pick.loc[("same", "AD", "cnn_AD")]  # identical to the baseline: no verdict
-    assert same.effect == 0 and same.p_value == pytest.approx(1.0)
+    assert same.effect == 0 and same.p_value == 1.0 and same.detectable == 0.0
+    assert same.pooled_effect == 0 and same.pooled_p_value == pytest.approx(1.0)
     assert same.sign_per_seed == "mixed"
-    assert np.isnan(pick.loc[("brain", "AD", "cnn_AD")].effect)  # the baseline has no effect
+    brain = pick.loc[("brain", "AD", "cnn_AD")]
+    assert np.isnan(brain.effect) and np.isnan(brain.pooled_effect)  # the baseline has none
+
+
+def pair(remedy: list[int], baseline: list[int]) -> pd.DataFrame:
+    """AD images of a baseline and a remedy: per-seed CNN AD counts out of 100."""
+    sets = {
+        ("brain", "AD"): [(k, 50, 100) for k in baseline],
+        ("brain", "CN"): [(2, 1, 100)] * len(baseline),
+        ("fix", "AD"): [(k, 50, 100) for k in remedy],
+        ("fix", "CN"): [(2, 1, 100)] * len(remedy),
+    }
+    table = compare_remedies(by_seed_table(sets), "brain", ["fix"])
+    return table.set_index(["condition", "images", "measure"]).loc[("fix", "AD", "cnn_AD")]
+
+
+def test_pooled_images_overstate_what_disagreeing_seeds_show():
+    # 0.9, 0.1, 0.8 against 0.5 in every seed: 180/300 vs 150/300 pooled looks significant,
+    # but the seeds disagree, and with the seed as the unit there is no evidence.
+    row = pair([90, 10, 80], [50, 50, 50])
+    assert row.pooled_p_value == pytest.approx(sps.fisher_exact([[180, 120], [150, 150]]).pvalue)
+    assert row.pooled_p_value < 0.02
+    assert row.p_value > 0.3 and row.sign_per_seed == "mixed"
+    assert row.effect == pytest.approx(0.1) and row.effect_low < 0 < row.effect_high
+    assert row.detectable > 0.5  # so spread out that 3 seeds would miss even a large effect
+
+
+def test_every_seed_moving_the_same_way_is_significant():
+    row = pair([61, 69, 66], [30, 40, 35])  # +0.31, +0.29, +0.31
+    assert row.effect == pytest.approx(0.3033, abs=1e-4)
+    assert row.p_value < 0.05 and row.effect_low > 0 and row.sign_per_seed == "all +"
+    assert row.detectable < 0.1
 
 
 def test_ood_sets_are_flagged_and_unknown_conditions_named():
@@ -91,10 +136,23 @@ def test_remedies_table_and_forest_plot_are_formatted_not_computed():
     )
     frame = remedies_frame(table)
     assert frame.condition.tolist() == ["brain", "fix", "same"]
-    assert frame.loc[1, "AD images, predicted AD (CNN): k/n"] == "185/300"
+    key = "AD images, predicted AD (CNN)"
+    assert frame.loc[1, f"{key}: pooled k/n"] == "185/300"
+    assert frame.loc[1, f"{key}: seed t 95% CI"] == "[0.43, 0.81]"
+    assert frame.loc[1, f"{key}: effect t 95% CI"] == "[+0.43, +0.74]"
+    assert frame.loc[1, f"{key}: p (paired t)"] == pytest.approx(0.003637, abs=1e-6)
+    assert frame.loc[1, f"{key}: pooled Fisher p (images independent)"] < 1e-6
+    assert frame.loc[0, "AD images, AD by likelihood: seed t 95% CI"] == "[0.00, 0.15]"  # clipped
     assert not frame.loc[1, "AD images: CNN interpretable"]
     text = remedies_markdown(table, "DEMO", synthetic=True)
     assert "SYNTHETIC" in text and "brain (baseline)" in text
-    assert "0.62 [0.56, 0.67] †; +0.58, p <0.001 (all +)" in text
+    headline = "0.62 [0.43, 0.81] †; effect +0.58 [+0.43, +0.74], p 0.004 (paired t), "
+    assert headline + "detectable ±0.20, all +" in text
+    assert "images treated as independent (secondary)" in text
+    assert "185/300 = 0.62 [0.56, 0.67] †; +0.58, Fisher p <0.001, OR 46.65" in text
+    assert text.index(headline) < text.index("185/300")  # the seed-level table comes first
     fig = remedies_forest(table, "DEMO", synthetic=True)
     assert len(fig.axes) == 2 and "SYNTHETIC" in fig._suptitle.get_text()
+    assert "Student-t" in fig._suptitle.get_text()
+    (first, *_) = fig.axes[0].lines  # the baseline's AD point sits at its seed mean
+    assert first.get_xdata()[0] == pytest.approx(table.seed_mean.iloc[0])

@@ -34,15 +34,15 @@ def score_table(condition, group, n, n_misclassified, n_pred_ad, rng, loglik=-40
     return rows
 
 
-def one_seed(seed, counts, rng):
-    """counts: (condition, group) -> (n, misclassified, predicted AD)."""
+def one_seed(seed, counts, rng, real):
+    """counts: (condition, group) -> (n, misclassified, predicted AD); ``real``: the held-out
+    reals' scores (the seed's CNN calls one more real AD image AD per seed)."""
     generated = pd.concat(
         [score_table(c, g, *counts[(c, g)], rng) for c, g in counts], ignore_index=True
     )
-    real = pd.concat(
-        [score_table("real", g, 20, 3, 15 if g == "AD" else 4, rng) for g in ("AD", "CN")],
-        ignore_index=True,
-    )
+    real = real.copy()
+    first_cn = real.index[(real.group == "AD") & (real.prob_AD < 0.5)][:seed]
+    real.loc[first_cn, ["prob_AD", "predicted"]] = [0.9, "AD"]
     scores = flag_outliers(generated, real, mad_k=5.0)
     metrics = pd.DataFrame(
         [
@@ -50,19 +50,35 @@ def one_seed(seed, counts, rng):
             for c, g in [*counts, ("real", "AD"), ("real", "CN")]
         ]
     )
-    return seed_rows(scores, metrics, seed, CONDITIONS)
+    return scores, seed_rows(scores, metrics, seed, CONDITIONS)
+
+
+def real_scores(rng):
+    """The held-out reals: the same images (KDE, outliers) in every seed."""
+    return pd.concat(
+        [score_table("real", g, 20, 3, 15 if g == "AD" else 4, rng) for g in ("AD", "CN")],
+        ignore_index=True,
+    )
 
 
 @pytest.fixture(scope="module")
-def by_seed():
+def run():
     rng = np.random.default_rng(0)
     seeds = {
         0: {("brain", "AD"): (100, 98, 3), ("brain", "CN"): (100, 0, 2)},
         1: {("brain", "AD"): (100, 90, 5), ("brain", "CN"): (100, 4, 6)},
+        2: {("brain", "AD"): (100, 94, 4), ("brain", "CN"): (100, 2, 3)},
     }
     for counts in seeds.values():
         counts |= {("nobrain", "AD"): (99, 80, 7), ("nobrain", "CN"): (100, 3, 5)}
-    return pd.concat([one_seed(s, c, rng) for s, c in seeds.items()], ignore_index=True)
+    reals = real_scores(rng)
+    out = [one_seed(s, c, np.random.default_rng(s), reals) for s, c in seeds.items()]
+    return out[0][0], pd.concat([table for _, table in out], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def by_seed(run):
+    return run[1]
 
 
 def row(table, seed, condition, group):
@@ -97,37 +113,82 @@ def test_outlier_rule_is_applied_to_reals_and_flags_a_failed_image():
     assert scores.threshold.iloc[0] == pytest.approx(expected)
 
 
-def test_summary_means_and_pooled_counts_match_scipy(by_seed):
-    summary = summarise(by_seed)
+def test_summary_headline_is_the_seed_mean_and_pooled_counts_are_secondary(run):
+    first, by_seed = run
+    summary = summarise(by_seed, first)
     s = summary[(summary.condition == "brain") & (summary.group == "AD")].iloc[0]
-    assert s.n == 200 and s.predicted_AD == 8 and s.misclassified == 188
-    assert s.predicted_AD_per_seed == "3/100, 5/100"
-    values = [row(by_seed, seed, "brain", "AD").loglik_AD for seed in (0, 1)]
-    low, high = stats.t.interval(0.95, 1, loc=np.mean(values), scale=stats.sem(values))
-    assert s.loglik_AD_mean == pytest.approx(np.mean(values))
+    assert s.n == 300 and s.predicted_AD == 12 and s.misclassified == 282
+    assert s.predicted_AD_per_seed == "3/100, 5/100, 4/100"
+    fractions = [0.03, 0.05, 0.04]
+    low, high = stats.t.interval(0.95, 2, loc=0.04, scale=stats.sem(fractions))
+    assert s.predicted_AD_seed_mean == pytest.approx(0.04)
+    assert (s.predicted_AD_seed_low, s.predicted_AD_seed_high) == pytest.approx((low, high))
+    values = [row(by_seed, seed, "brain", "AD").loglik_AD for seed in (0, 1, 2)]
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
     assert (s.loglik_AD_low, s.loglik_AD_high) == pytest.approx((low, high))
-    # Wilson interval, closed form
-    p, n, z = 8 / 200, 200, stats.norm.ppf(0.975)
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    assert (s.predicted_AD_low, s.predicted_AD_high) == pytest.approx(
-        (centre - half, centre + half)
+    # pooled over seeds, images treated as independent: Wilson, as scipy computes it
+    ci = stats.binomtest(12, 300).proportion_ci(method="wilson")
+    assert (s.predicted_AD_pooled_low, s.predicted_AD_pooled_high) == pytest.approx(
+        (ci.low, ci.high)
     )
+    assert s.unit == "seeds"
     outlier = summary[summary.condition == "outlier"].iloc[0]
     assert outlier.n == 0
 
 
-def test_comparisons_use_fishers_exact_test_on_pooled_counts(by_seed):
+def test_real_rows_are_counted_once_and_their_cnn_across_seeds(run):
+    """The held-out reals are the same 20 images in every seed: 3 of 20 misclassified is 3/20
+    with a Wilson interval on 20 images, not 9/60; the log-likelihood interval is across the
+    images (not of zero width across identical seeds); the CNN, one per seed, varies."""
+    first, by_seed = run
+    summary = summarise(by_seed, first)
+    r = summary[(summary.condition == "real") & (summary.group == "AD")].iloc[0]
+    assert r.n == 20 and r.misclassified == 3
+    ci = stats.binomtest(3, 20).proportion_ci(method="wilson")
+    assert (r.misclassified_pooled_low, r.misclassified_pooled_high) == pytest.approx(
+        (ci.low, ci.high)
+    )
+    assert r.misclassified_seed_mean == pytest.approx(0.15)
+    real = first[(first.condition == "real") & (first.group == "AD") & ~first.outlier]
+    low, high = stats.t.interval(
+        0.95, len(real) - 1, loc=real.loglik_AD.mean(), scale=stats.sem(real.loglik_AD)
+    )
+    assert (r.loglik_AD_low, r.loglik_AD_high) == pytest.approx((low, high))
+    assert r.loglik_AD_high - r.loglik_AD_low > 0.1
+    # CNN: 15, 16, 17 of 20 called AD by the seeds' CNNs
+    assert r.predicted_AD_seed_mean == pytest.approx(0.8)
+    assert r.predicted_AD_seed_low < 0.8 < r.predicted_AD_seed_high
+    assert np.isnan(r.get("predicted_AD_pooled", np.nan))  # never pooled over seeds
+
+
+def test_a_set_missing_from_set_metrics_is_withheld(run):
+    first, _ = run
+    metrics = pd.DataFrame(
+        [{"condition": "brain", "group": "AD", "cnn_interpretable": True, "ood_reason": ""}]
+    )
+    table = seed_rows(first, metrics, 0, CONDITIONS)
+    assert table.set_index(["condition", "group"]).loc[("brain", "AD"), "cnn_interpretable"]
+    missing = table.set_index(["condition", "group"]).loc[("brain", "CN")]
+    assert not missing.cnn_interpretable and "fails closed" in missing.ood_reason
+
+
+def test_comparisons_are_paired_across_seeds_with_pooled_fisher_beside(by_seed):
     comparisons = compare_conditions(by_seed, CONDITIONS)
     r = comparisons[(comparisons.group == "AD") & (comparisons.measure == "predicted_AD")].iloc[0]
-    assert (r.k_a, r.n_a, r.k_b, r.n_b) == (8, 200, 14, 198)
-    expected = stats.fisher_exact([[8, 192], [14, 184]]).pvalue
-    assert r.p_value == pytest.approx(expected)
-    assert r.sign_per_seed == "all +"  # 3/100 -> 7/99 and 5/100 -> 7/99
+    assert (r.k_a, r.n_a, r.k_b, r.n_b) == (12, 300, 21, 297)
+    differences = np.array([7 / 99 - 0.03, 7 / 99 - 0.05, 7 / 99 - 0.04])
+    assert r.difference == pytest.approx(differences.mean())
+    assert r.p_value == pytest.approx(stats.ttest_1samp(differences, 0).pvalue)
+    # pooled, B against A: the odds ratio points the way of the difference
+    expected = stats.fisher_exact([[21, 276], [12, 288]])
+    assert r.pooled_p_value == pytest.approx(expected.pvalue)
+    assert r.pooled_odds_ratio == pytest.approx(expected.statistic) and r.pooled_odds_ratio > 1
+    assert r.pooled_difference > 0 and r.difference > 0
+    assert r.sign_per_seed == "all +"
+    assert r.detectable > 0
     assert not r.cnn_interpretable  # nobrain's CNN counts are flagged out of distribution
     m = comparisons[(comparisons.group == "CN") & (comparisons.measure == "misclassified")].iloc[0]
-    assert m.sign_per_seed == "mixed"  # 0 -> 3 and 4 -> 3
-    assert m.p_value == pytest.approx(stats.fisher_exact([[4, 196], [6, 194]]).pvalue)
+    assert m.sign_per_seed == "mixed"  # 0 -> 3, 4 -> 3, 2 -> 3
 
 
 def test_identical_conditions_give_no_verdict(by_seed):
@@ -138,4 +199,5 @@ def test_identical_conditions_give_no_verdict(by_seed):
     same = pd.concat([same[~nobrain], brain.assign(condition="nobrain")], ignore_index=True)
     comparisons = compare_conditions(same, CONDITIONS)
     assert comparisons.p_value.tolist() == pytest.approx([1.0] * len(comparisons))
+    assert comparisons.pooled_p_value.tolist() == pytest.approx([1.0] * len(comparisons))
     assert (comparisons.sign_per_seed == "mixed").all()

@@ -16,15 +16,16 @@ from brainmr.evaluate.sets import matched_fidelity, out_of_distribution, set_met
 D = 16
 
 
-def scores_frame(sets: dict[tuple[str, str], int]) -> pd.DataFrame:
+def scores_frame(sets: dict[tuple[str, str], int], prob_ad: dict | None = None) -> pd.DataFrame:
     rows = []
     for (condition, group), n in sets.items():
         for i in range(n):
+            default = 0.8 if i % 4 else 0.2
             rows.append(
                 {
                     "condition": condition,
                     "group": group,
-                    "prob_AD": 0.8 if i % 4 else 0.2,
+                    "prob_AD": (prob_ad or {}).get((condition, group), default),
                     "nn_corr": 0.6,
                     "outlier": False,
                 }
@@ -56,8 +57,10 @@ def metrics():
         "real/CN": draw(30, 0.5),
     }
     train = {"AD": draw(60), "CN": draw(60, 0.5)}
+    unseen = np.concatenate([draw(10), draw(10, 0.5)])
     cfg = stage_config(JudgeConfig, "evaluate", matched_draws=10, knn_k=5)
-    return set_metrics(scores_frame(sets), features, train, cfg).set_index(["condition", "group"])
+    table = set_metrics(scores_frame(sets), features, train, unseen, cfg)
+    return table.set_index(["condition", "group"])
 
 
 def test_far_sets_are_flagged_and_same_distribution_sets_are_not(metrics):
@@ -85,13 +88,95 @@ def test_mean_prob_ad_has_an_interval(metrics):
 
 def test_out_of_distribution_rule():
     reference = {"precision": 0.8, "coverage": 0.6}
-    assert out_of_distribution({"precision": 0.5, "coverage": 0.4}, reference, 0.5) == (False, "")
-    flagged, why = out_of_distribution({"precision": 0.3, "coverage": 0.4}, reference, 0.5)
-    assert flagged and why.startswith("precision 0.30")
-    assert out_of_distribution({"precision": np.nan, "coverage": 1.0}, reference, 0.5)[0]
+    rule = out_of_distribution
+    assert rule({"precision": 0.5, "coverage": 0.4}, reference, 0.5, "reals") == (False, "")
+    flagged, why = rule({"precision": 0.3, "coverage": 0.4}, reference, 0.5, "reals")
+    assert flagged and why.startswith("precision 0.30") and "(reals)" in why
+    assert rule({"precision": np.nan, "coverage": 1.0}, reference, 0.5, "reals")[0]
     unmeasurable = {"precision": np.nan, "coverage": np.nan}
-    flagged, why = out_of_distribution({"precision": 1.0, "coverage": 1.0}, unmeasurable, 0.5)
-    assert flagged and "fewer than 2 held-out reals" in why
+    flagged, why = rule({"precision": 1.0, "coverage": 1.0}, unmeasurable, 0.5, "reals")
+    assert flagged and "too few reals" in why
+
+
+@pytest.fixture(scope="module")
+def swapped():
+    """Features of a CNN trained to separate the classes (16-D, classes 2 apart per axis). A
+    generated "AD" set drawn from real CN (the paper's finding: AD images that look CN), a set of
+    junk far from every real, a set of wide unstructured noise, and a real-like
+    AD set. The demo's sizes: 4 AD + 5 CN held-out reals, 2 + 2 validation reals."""
+    rng = np.random.default_rng(3)
+
+    def draw(n, shift):
+        return rng.normal(size=(n, D)) + shift
+
+    sets = {
+        ("looks_cn", "AD"): 100,
+        ("junk", "AD"): 100,
+        ("noise", "CN"): 100,
+        ("fine", "AD"): 100,
+        ("real", "AD"): 4,
+        ("real", "CN"): 5,
+    }
+    features = {
+        "looks_cn/AD": draw(100, 2.0),
+        "junk/AD": draw(100, 8.0),
+        "noise/CN": rng.normal(scale=6.0, size=(100, D)) + 1.0,  # unstructured, wide
+        "fine/AD": draw(100, 0.0),
+        "real/AD": draw(4, 0.0),
+        "real/CN": draw(5, 2.0),
+    }
+    train = {"AD": draw(30, 0.0), "CN": draw(40, 2.0)}
+    unseen = np.concatenate([draw(2, 0.0), draw(2, 2.0)])
+    cfg = stage_config(JudgeConfig, "evaluate", matched_draws=200)
+    prob = {("looks_cn", "AD"): 0.1, ("fine", "AD"): 0.9}
+    table = set_metrics(scores_frame(sets, prob), features, train, unseen, cfg)
+    return table.set_index(["condition", "group"])
+
+
+def test_the_guard_shows_counts_of_an_ad_set_that_looks_cn(swapped):
+    row = swapped.loc[("looks_cn", "AD")]
+    assert row["cnn_interpretable"]  # real brains, of the other class: in distribution
+    assert row["mean_prob_AD"] == pytest.approx(0.1)  # and its counts, now shown, say CN
+    assert row["classwise_ood"]  # the class-wise rule withheld them
+    assert swapped.loc[("fine", "AD"), "cnn_interpretable"]
+    assert swapped.loc[("real", "CN"), "cnn_interpretable"]
+
+
+def test_the_guard_flags_junk_and_noise(swapped):
+    for key in (("junk", "AD"), ("noise", "CN")):
+        assert not swapped.loc[key, "cnn_interpretable"], key
+        assert "unseen reals, both classes" in swapped.loc[key, "ood_reason"]
+    assert swapped.loc[("junk", "AD"), "guard_precision"] == 0
+
+
+def test_the_guard_reference_is_both_classes_and_the_cnn_validation_reals(swapped):
+    assert (swapped["guard_n_unseen"] == 4 + 5 + 4).all()
+    assert (swapped.loc[[("fine", "AD"), ("junk", "AD")], "guard_n_matched"] == 6).all()
+    level = swapped.loc[("real", "AD")]
+    assert 0.5 < level["guard_level_coverage"] <= 1 and 0.5 < level["guard_level_precision"] <= 1
+
+
+def test_outliers_are_left_out_of_the_guard():
+    """A set whose only far images are its outliers is judged on the rest."""
+    rng = np.random.default_rng(4)
+    sets = {("gen", "AD"): 40, ("real", "AD"): 10, ("real", "CN"): 10}
+    scores = scores_frame(sets)
+    outlier = np.zeros(len(scores), bool)
+    outlier[:20] = True  # the first 20 generated images
+    scores["outlier"] = outlier
+    gen = np.concatenate([rng.normal(size=(20, D)) + 9.0, rng.normal(size=(20, D))])
+    features = {
+        "gen/AD": gen,
+        "real/AD": rng.normal(size=(10, D)),
+        "real/CN": rng.normal(size=(10, D)),
+    }
+    train = {"AD": rng.normal(size=(20, D)), "CN": rng.normal(size=(20, D))}
+    cfg = stage_config(JudgeConfig, "evaluate", matched_draws=50)
+    table = set_metrics(scores, features, train, rng.normal(size=(4, D)), cfg)
+    assert bool(table.set_index(["condition", "group"]).loc[("gen", "AD"), "cnn_interpretable"])
+    scores["outlier"] = False
+    table = set_metrics(scores, features, train, rng.normal(size=(4, D)), cfg)
+    assert table.set_index(["condition", "group"]).loc[("gen", "AD"), "guard_precision"] < 0.8
 
 
 def test_default_draws_make_coverage_a_stable_estimate():

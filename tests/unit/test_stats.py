@@ -19,14 +19,17 @@ from brainmr.evaluate.metrics import (
     prdc,
 )
 from brainmr.evaluate.stats import (
+    accuracy_interval,
     bootstrap_binary_metrics,
     brier_score,
     clopper_pearson_interval,
     fisher_test,
     matched_size,
     mean_interval,
+    paired_seed_test,
     reliability_table,
     robust_low_threshold,
+    seed_fraction_summary,
     sign_agreement,
     split_balance,
     wilson_interval,
@@ -38,20 +41,20 @@ Z95 = 1.959963984540054  # standard normal 97.5% quantile
 # --- intervals on proportions -------------------------------------------------------------
 
 
-def wilson_by_formula(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    p = k / n
-    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return centre - half, centre + half
+# Newcombe (1998), Stat Med 17:857, Table I, method 3 (Wilson score, no continuity correction).
+NEWCOMBE_WILSON = [
+    (81, 263, 0.2553, 0.3662),
+    (15, 148, 0.0624, 0.1605),
+    (0, 20, 0.0, 0.1611),
+    (1, 29, 0.0061, 0.1718),
+]
 
 
-@pytest.mark.parametrize(("k", "n"), [(3, 100), (7, 99), (5, 10), (1, 4), (20, 20), (0, 12)])
-def test_wilson_matches_closed_formula(k: int, n: int) -> None:
-    low, high = wilson_interval(k, n)
-    expected = wilson_by_formula(k, n)
-    assert low == pytest.approx(max(expected[0], 0.0), abs=1e-12)
-    assert high == pytest.approx(min(expected[1], 1.0), abs=1e-12)
-    assert low <= k / n <= high
+@pytest.mark.parametrize(("k", "n", "low", "high"), NEWCOMBE_WILSON)
+def test_wilson_matches_newcombe_table(k: int, n: int, low: float, high: float) -> None:
+    got = wilson_interval(k, n)
+    assert got[0] == pytest.approx(low, abs=5e-5)
+    assert got[1] == pytest.approx(high, abs=5e-5)
 
 
 def test_wilson_known_value_and_edges() -> None:
@@ -69,11 +72,23 @@ def test_wilson_known_value_and_edges() -> None:
 
 
 @pytest.mark.parametrize(("k", "n"), [(3, 100), (7, 99), (5, 10), (1, 4), (0, 12), (12, 12)])
-def test_clopper_pearson_matches_scipy_binomtest(k: int, n: int) -> None:
+def test_clopper_pearson_matches_beta_quantiles(k: int, n: int) -> None:
+    # The exact interval's bounds are beta quantiles (Clopper & Pearson 1934).
     low, high = clopper_pearson_interval(k, n)
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
-    assert low == pytest.approx(ci.low, abs=1e-10)
-    assert high == pytest.approx(ci.high, abs=1e-10)
+    assert low == pytest.approx(stats.beta.ppf(0.025, k, n - k + 1) if k else 0.0, abs=1e-10)
+    assert high == pytest.approx(stats.beta.ppf(0.975, k + 1, n - k) if k < n else 1.0, abs=1e-10)
+
+
+def test_clopper_pearson_zero_of_twenty() -> None:
+    # With k = 0 the upper bound solves (1 - p)^n = alpha / 2.
+    assert clopper_pearson_interval(0, 20) == pytest.approx((0.0, 1 - 0.025 ** (1 / 20)), abs=1e-12)
+
+
+def test_accuracy_interval_is_wilson_not_degenerate() -> None:
+    low, high = accuracy_interval(10, 10)
+    assert low == pytest.approx(0.7225, abs=5e-5) and high == 1.0  # 10 / (10 + z^2)
+    assert low == pytest.approx(10 / (10 + Z95**2), abs=1e-12)
+    assert accuracy_interval(81, 263) == pytest.approx(wilson_interval(81, 263))
 
 
 def test_clopper_pearson_edges_and_is_wider_than_wilson() -> None:
@@ -122,6 +137,88 @@ def test_fisher_test_paper_example() -> None:
     assert fisher_test(0, 50, 25, 50)["p_value"] < 1e-6
 
 
+def test_fisher_test_defined_when_nothing_differs() -> None:
+    for k1, n1, k2, n2 in [(0, 10, 0, 20), (10, 10, 20, 20), (0, 0, 0, 5)]:
+        assert fisher_test(k1, n1, k2, n2) == {"odds_ratio": 1.0, "p_value": 1.0}
+    assert fisher_test(9, 10, 1, 10)["odds_ratio"] > 1  # odds(1) / odds(2)
+
+
+# --- paired test across seeds -------------------------------------------------------------
+
+
+def paired_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
+    """Power of a two-sided one-sample t test, straight from the noncentral t."""
+    df, ncp = n - 1, effect / (sd / math.sqrt(n))
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+
+
+def test_paired_seed_test_known_answer() -> None:
+    out = paired_seed_test([0.0, 0.0, 0.0], [0.1, 0.2, 0.3])
+    assert out["n"] == 3
+    assert out["difference"] == pytest.approx(0.2) and out["sd"] == pytest.approx(0.1)
+    t = 0.2 / (0.1 / math.sqrt(3))  # = 2 sqrt 3 on 2 df
+    assert out["p_value"] == pytest.approx(2 * stats.t.sf(t, 2))
+    assert out["p_value"] == pytest.approx(1 - t / math.sqrt(t * t + 2))  # t on 2 df, closed
+    half = stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3)  # t_{0.975, 2} = 4.3027
+    assert (out["low"], out["high"]) == pytest.approx((0.2 - half, 0.2 + half))
+    # the same differences from other baselines: only b - a matters
+    again = paired_seed_test([0.5, 0.3, 0.1], [0.6, 0.5, 0.4])
+    assert again["p_value"] == pytest.approx(out["p_value"])
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+def test_paired_seed_test_detectable_has_the_stated_power(n: int) -> None:
+    rng = np.random.default_rng(n)
+    base, remedy = rng.uniform(0.2, 0.4, n), rng.uniform(0.3, 0.6, n)
+    out = paired_seed_test(base, remedy)
+    assert out["detectable"] > 0
+    assert paired_power(out["detectable"], out["sd"], n) == pytest.approx(0.8, abs=1e-6)
+    strict = paired_seed_test(base, remedy, confidence=0.99, power=0.9)
+    assert strict["detectable"] > out["detectable"]
+
+
+def test_paired_seed_test_more_seeds_detect_less() -> None:
+    found = []
+    for n in (2, 3, 4, 6, 10):
+        z = np.resize([1.0, -1.0, 0.5], n)
+        d = 0.2 + 0.1 * (z - z.mean()) / z.std(ddof=1)  # sd exactly 0.1 for every n
+        out = paired_seed_test(np.zeros(n), d)
+        assert out["sd"] == pytest.approx(0.1)
+        found.append(out["detectable"])
+    assert all(a > b for a, b in zip(found, found[1:], strict=False))
+    assert found[1] > 0.3  # 3 seeds at sd 0.1: only differences above ~0.33 are seen
+
+
+def test_paired_seed_test_edge_cases() -> None:
+    one = paired_seed_test([0.1, np.nan], [0.4, 0.5])  # the nan pair is dropped
+    assert one["n"] == 1 and one["difference"] == pytest.approx(0.3)
+    assert all(math.isnan(one[k]) for k in ("sd", "low", "high", "p_value", "detectable"))
+    same = paired_seed_test([0.2, 0.3, 0.4], [0.2, 0.3, 0.4])
+    assert (same["p_value"], same["detectable"], same["low"], same["high"]) == (1.0, 0.0, 0.0, 0.0)
+    shifted = paired_seed_test([0.1, 0.2, 0.3], [0.4, 0.5, 0.6])  # exactly +0.3 each (rounding)
+    assert shifted["p_value"] == 0.0 and shifted["sd"] == 0.0
+    assert shifted["low"] == shifted["high"] == pytest.approx(0.3)
+    assert math.isnan(paired_seed_test([], [])["difference"])
+    with pytest.raises(ValueError):
+        paired_seed_test([0.1, 0.2], [0.1])
+
+
+def test_seed_fraction_summary_known_numbers() -> None:
+    out = seed_fraction_summary([60, 70, 55], [100, 100, 100])
+    assert out["n"] == 3 and out["mean"] == pytest.approx(0.61666667)
+    assert out["sd"] == pytest.approx(np.std([0.6, 0.7, 0.55], ddof=1))
+    half = stats.t.ppf(0.975, 2) * out["sd"] / math.sqrt(3)
+    assert (out["low"], out["high"]) == pytest.approx((out["mean"] - half, out["mean"] + half))
+    assert out["pooled_k"] == 185 and out["pooled_n"] == 300
+    assert out["pooled"] == pytest.approx(185 / 300)
+    assert (out["pooled_low"], out["pooled_high"]) == pytest.approx(wilson_interval(185, 300))
+    # unequal sizes: the seed mean weighs seeds equally, the pooled fraction weighs images
+    uneven = seed_fraction_summary([1, 40, 0], [10, 50, 0])
+    assert uneven["n"] == 2 and uneven["mean"] == pytest.approx((0.1 + 0.8) / 2)
+    assert uneven["pooled"] == pytest.approx(41 / 60)
+
+
 @pytest.mark.parametrize(
     ("differences", "expected"),
     [
@@ -145,9 +242,24 @@ def test_bootstrap_perfect_separation() -> None:
     labels = np.array([0] * 15 + [1] * 10)
     prob = np.r_[np.linspace(0.0, 0.4, 15), np.linspace(0.6, 1.0, 10)]
     out = bootstrap_binary_metrics(labels, prob, n_boot=300, seed=1)
-    for key in ("accuracy", "accuracy_low", "accuracy_high", "auc", "auc_low", "auc_high"):
+    for key in ("accuracy", "accuracy_high", "auc", "auc_low", "auc_high"):
         assert out[key] == pytest.approx(1.0), key
+    # 25 of 25 correct: Wilson's lower bound, not the bootstrap's degenerate 1
+    assert out["accuracy_low"] == pytest.approx(0.8668, abs=1e-4)
     assert out["brier"] == pytest.approx(np.mean((prob - labels) ** 2))
+
+
+def test_bootstrap_on_a_raw_margin_keeps_large_margins_ordered() -> None:
+    """A log-likelihood margin of 40 to 60 nats: a probability transform (expit) maps all of
+    them to 1.0 and turns the order into ties; the raw margin at threshold 0 keeps it."""
+    labels = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    margin = np.array([60.0, 45.0, -3.0, 50.0, 40.0, -2.0, -8.0, 55.0])
+    out = bootstrap_binary_metrics(labels, margin, n_boot=200, threshold=0.0)
+    assert out["auc"] == pytest.approx(roc_auc_score(labels, margin))
+    assert out["auc"] == pytest.approx(0.75)  # 12 of the 16 AD-CN pairs ordered right
+    assert out["accuracy"] == pytest.approx(5 / 8) and math.isnan(out["brier"])
+    saturated = bootstrap_binary_metrics(labels, 1 / (1 + np.exp(-margin)), n_boot=200)
+    assert saturated["auc"] < out["auc"]  # the ties expit made
 
 
 def test_bootstrap_random_labels_interval_contains_chance() -> None:

@@ -14,6 +14,7 @@ from brainmr import GROUPS  # noqa: E402
 from brainmr.cohort import scans_for_config  # noqa: E402
 from brainmr.conditions import active_specs, conditions_of, remedies_of  # noqa: E402
 from brainmr.diffusion import DemoBaseConfig, DreamBoothConfig  # noqa: E402
+from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition  # noqa: E402
 from brainmr.evaluate.config import (  # noqa: E402
     ClassifierConfig,
     JudgeConfig,
@@ -35,6 +36,16 @@ CONDITIONS = list(CONDITION_SPECS)
 COND = conditions_of(config)
 REMEDIES = remedies_of(config)  # (baseline, remedies) or None
 SEEDS = [int(s) for s in config["seeds"]]
+# One reconstruction-ceiling set per distinct generator bottleneck (the base's VAE at a resolution)
+BOTTLENECKS = {
+    bottleneck_name(r): r
+    for r in sorted(
+        {
+            c.dreambooth_settings(config["dreambooth"])["resolution"]
+            for c in COND.values()
+        }
+    )
+}
 
 
 wildcard_constraints:
@@ -43,6 +54,7 @@ wildcard_constraints:
     model="|".join(sorted({m for c in COND.values() for m in c.models()})),
     group="|".join(GROUPS),
     seed=r"\d+",
+    bottleneck="|".join(BOTTLENECKS),
     acq=r"\d{4}-\d{2}-\d{2}_\d{2}_\d{2}_\d{2}\.0",
     image_id=r"I\d+",
 
@@ -139,11 +151,11 @@ def per_seed(pattern, **wildcards):
 
 
 def score_tables(wildcards):
-    """The generated sets' score tables of one replicate seed."""
+    """The generated and ceiling sets' score tables of one replicate seed."""
     return expand(
         "results/evaluate/seed{seed}/scores/{condition}_{group}.tsv",
         seed=wildcards.seed,
-        condition=CONDITIONS,
+        condition=CONDITIONS + [ceiling_condition(b) for b in BOTTLENECKS],
         group=GROUPS,
     )
 
@@ -171,6 +183,9 @@ def all_targets():
         "results/figures/forest.png",
         "results/figures/likelihood_histograms.png",
         "results/figures/memorization.png",
+        "results/morphometry.csv",
+        "results/morphometry.md",
+        "results/figures/morphometry.png",
     ] + (
         [
             "results/remedies.csv",

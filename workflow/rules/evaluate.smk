@@ -1,6 +1,7 @@
 # The judges, fitted on real train slices: one KDE (PCA + Gaussian KDE per class) and one CNN per
-# replicate seed. Per-image scores of every generated set and of the held-out real slices, then
-# outliers, per-set metrics and the summary across seeds. Reporting (report.smk) only formats.
+# replicate seed. Per-image scores of every generated set, of the held-out reals through each
+# generator bottleneck (the ceiling sets) and of the held-out reals, then outliers, per-set
+# metrics and the summary across seeds. Reporting (report.smk) only formats.
 
 
 rule fit_kde:
@@ -81,6 +82,64 @@ rule score_generated:
         "../scripts/score_images.py"
 
 
+rule ceiling_images:
+    input:
+        base=base_model_input,
+        scans=rules.scans_sheet.output[0],
+        slices=slices_of(TEST),
+    output:
+        AD=directory("results/ceiling/{bottleneck}/AD"),
+        CN=directory("results/ceiling/{bottleneck}/CN"),
+    log:
+        "results/logs/ceiling_images/{bottleneck}.log",
+    benchmark:
+        "results/benchmarks/ceiling_images/{bottleneck}.tsv"
+    conda:
+        "../../envs/diffusion.yaml"
+    threads: config["job_threads"]
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=30,
+    params:
+        base_model=config["base_model"],
+        resolution=lambda wildcards: BOTTLENECKS[wildcards.bottleneck],
+        mixed_precision=config["generate"]["mixed_precision"],
+    script:
+        "../scripts/ceiling_images.py"
+
+
+use rule score_generated as score_ceiling with:
+    input:
+        images="results/ceiling/{bottleneck}/{group}",
+        kde=rules.fit_kde.output.model,
+        classifier=rules.train_classifier.output.model,
+        scans=rules.scans_sheet.output[0],
+        slices=slices_of(TRAIN),
+    output:
+        "results/evaluate/seed{seed}/scores/ceiling_{bottleneck}_{group}.tsv",
+    log:
+        "results/logs/score_ceiling/seed{seed}/{bottleneck}_{group}.log",
+    benchmark:
+        "results/benchmarks/score_ceiling/seed{seed}/{bottleneck}_{group}.tsv"
+
+
+rule real_morphometry:
+    input:
+        scans=rules.scans_sheet.output[0],
+        slices=slices_of(SUBJECTS),
+    output:
+        "results/evaluate/morphometry_reals.tsv",
+    log:
+        "results/logs/real_morphometry.log",
+    benchmark:
+        "results/benchmarks/real_morphometry.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/real_morphometry.py"
+
+
 rule score_real:
     input:
         kde=rules.fit_kde.output.model,
@@ -109,6 +168,8 @@ rule flag_outliers:
         "results/evaluate/seed{seed}/scores.tsv",
     log:
         "results/logs/flag_outliers/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/flag_outliers/seed{seed}.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -121,6 +182,7 @@ rule set_metrics:
     input:
         scores=rules.flag_outliers.output[0],
         classifier=rules.train_classifier.output.model,
+        classifier_metrics=rules.train_classifier.output.metrics,
         scans=rules.scans_sheet.output[0],
         slices=slices_of(TRAIN),
     output:
@@ -156,6 +218,7 @@ rule kde_sensitivity:
         "../../envs/evaluate.yaml"
     params:
         kde=KDE_PARAMS,
+        mad_k=config["evaluate"]["outlier_mad_k"],
     script:
         "../scripts/kde_sensitivity.py"
 
@@ -165,13 +228,18 @@ rule summarise_replicates:
         scores=per_seed(rules.flag_outliers.output[0]),
         set_metrics=per_seed(rules.set_metrics.output[0]),
         cnn=per_seed(rules.train_classifier.output.metrics),
+        reals=rules.real_morphometry.output[0],
     output:
         by_seed="results/evaluate/table1_by_seed.tsv",
         summary="results/evaluate/table1_summary.tsv",
         comparisons="results/evaluate/comparisons.tsv",
         verdict="results/evaluate/verdict.json",
+        morphometry="results/evaluate/morphometry.tsv",
+        findings="results/evaluate/findings.json",
     log:
         "results/logs/summarise_replicates.log",
+    benchmark:
+        "results/benchmarks/summarise_replicates.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:

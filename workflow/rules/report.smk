@@ -7,6 +7,7 @@ rule report_tables:
         summary=rules.summarise_replicates.output.summary,
         comparisons=rules.summarise_replicates.output.comparisons,
         verdict=rules.summarise_replicates.output.verdict,
+        findings=rules.summarise_replicates.output.findings,
         set_metrics=per_seed(rules.set_metrics.output[0]),
         sensitivity=rules.kde_sensitivity.output[0],
         kde=rules.fit_kde.output.summary,
@@ -88,6 +89,36 @@ rule figures:
         synthetic=config["synthetic"],
     script:
         "../scripts/figures.py"
+
+
+rule report_morphometry:
+    input:
+        morphometry=rules.summarise_replicates.output.morphometry,
+        scores=per_seed(rules.flag_outliers.output[0]),
+    output:
+        csv=report(
+            "results/morphometry.csv",
+            category="Table 1",
+            caption="../report/morphometry.rst",
+        ),
+        md="results/morphometry.md",
+        figure=report(
+            "results/figures/morphometry.png",
+            category="Table 1",
+            caption="../report/morphometry.rst",
+        ),
+    log:
+        "results/logs/report_morphometry.log",
+    benchmark:
+        "results/benchmarks/report_morphometry.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        conditions=CONDITION_SPECS,
+        run_label=config["run_label"],
+        synthetic=config["synthetic"],
+    script:
+        "../scripts/report_morphometry.py"
 
 
 rule report_remedies:

@@ -15,4 +15,5 @@ kde_sensitivity_file(
     generated=generated_sets(snakemake.input.images),
     out_csv=snakemake.output[0],
     cfg=KdeConfig(**snakemake.params.kde),
+    mad_k=snakemake.params.mad_k,
 )

@@ -15,4 +15,7 @@ summarise_replicates(
     out_summary=snakemake.output.summary,
     out_comparisons=snakemake.output.comparisons,
     out_verdict=snakemake.output.verdict,
+    reals=snakemake.input.reals,
+    out_morphometry=snakemake.output.morphometry,
+    out_findings=snakemake.output.findings,
 )

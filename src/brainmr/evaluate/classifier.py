@@ -366,6 +366,8 @@ def train_classifier(
         for g in GROUPS
     }
     metrics |= counts | {k: v for k, v in info.items() if k != "history"}
+    # the guard of set_metrics counts these as reals the CNN did not train on
+    metrics["val_subjects"] = sorted(train.loc[is_val, "subject"].astype(str).unique())
     # Intervals: a handful of test subjects gives a wide one, and the reader must see how wide.
     boot = bootstrap_binary_metrics(test_labels, prob, n_boot=cfg.n_bootstrap, seed=cfg.seed)
     metrics |= {f"bootstrap_{k}": v for k, v in boot.items()} | {"brier": boot["brier"]}

@@ -63,6 +63,7 @@ from brainmr.evaluate.images import (
     require_groups,
 )
 from brainmr.evaluate.metrics import pairwise_sq_distances
+from brainmr.evaluate.stats import robust_low_threshold
 
 log = logging.getLogger(__name__)
 BANDWIDTH_RULES = ("shared", "per_class")
@@ -371,12 +372,9 @@ def verdict_metrics(groups: np.ndarray, loglik_ad: np.ndarray, loglik_cn: np.nda
 
 
 def misclassified_mask(groups: np.ndarray, loglik: dict[str, np.ndarray]) -> np.ndarray:
-    """Images whose log-likelihood under the other class's KDE is strictly higher than under
-    their own (the rule of Table 1's 'misclassified (likelihood)' column)."""
-    groups = np.asarray(groups).astype(str)
-    own = np.where(groups == "AD", loglik["AD"], loglik["CN"])
-    other = np.where(groups == "AD", loglik["CN"], loglik["AD"])
-    return other > own
+    """Images whose likelihood verdict is not their class (the rule, ties included, of Table
+    1's 'misclassified (likelihood)' column)."""
+    return likelihood_verdict(loglik["AD"], loglik["CN"]) != np.asarray(groups).astype(str)
 
 
 # ---------------------------------------------------------------- sensitivity
@@ -415,12 +413,14 @@ def kde_sensitivity(
     generated: pd.DataFrame,
     generated_pixels: np.ndarray,
     cfg: KdeConfig,
+    mad_k: float,
 ) -> pd.DataFrame:
     """The misclassified counts of every generated set (``generated``: condition, group, seed,
     one row per row of ``generated_pixels``) and the verdict on held-out reals, refitting the KDE
     for each PCA size x bandwidth rule x balance. One row per (variant, set); is_default marks
-    cfg's own variant (rule "fixed" when cfg.bandwidth is set). Counts are over all images of a
-    set: the outlier rule depends on the variant's own scale, so it is not re-applied here."""
+    cfg's own variant (rule "fixed" when cfg.bandwidth is set). Counts leave out the images that
+    are outliers under the variant's own KDE (Table 1's rule, ``mad_k``, with the threshold from
+    the held-out reals under that KDE), so the default variant's rows are Table 1's counts."""
     check_cfg(cfg)
     require_columns(generated, ["condition", "group", "seed"], "generated table")
     if len(generated) != len(generated_pixels):
@@ -456,8 +456,12 @@ def kde_sensitivity(
                     repeats=cfg.kde_balance_repeats,
                     seed=cfg.seed,
                 )
-                held = verdict_metrics(test_groups, *score_coordinates(densities, z_test).values())
-                wrong = misclassified_mask(gen_groups, score_coordinates(densities, z_gen))
+                held_loglik = score_coordinates(densities, z_test)
+                held = verdict_metrics(test_groups, held_loglik["AD"], held_loglik["CN"])
+                gen_loglik = score_coordinates(densities, z_gen)
+                wrong = misclassified_mask(gen_groups, gen_loglik)
+                cut = robust_low_threshold(np.maximum(*held_loglik.values()), mad_k)
+                kept = np.maximum(gen_loglik["AD"], gen_loglik["CN"]) >= cut
                 variant = {
                     "pca_components": k,
                     "bandwidth_rule": rule,
@@ -465,9 +469,9 @@ def kde_sensitivity(
                     "is_default": (k, rule, balance) == default,
                 }
                 counted = (
-                    sets.assign(wrong=wrong)
-                    .groupby(["condition", "group", "seed"], sort=False)["wrong"]
-                    .agg(n="size", misclassified="sum")
+                    sets.assign(wrong=wrong & kept, kept=kept)
+                    .groupby(["condition", "group", "seed"], sort=False)
+                    .agg(n=("kept", "sum"), misclassified=("wrong", "sum"))
                     .reset_index()
                 )
                 for row in counted.itertuples(index=False):
@@ -475,7 +479,7 @@ def kde_sensitivity(
                         variant
                         | {"condition": row.condition, "group": row.group, "seed": row.seed}
                         | {"n": int(row.n), "misclassified": int(row.misclassified)}
-                        | {"misclassified_fraction": int(row.misclassified) / int(row.n)}
+                        | {"misclassified_fraction": int(row.misclassified) / max(int(row.n), 1)}
                         | {"heldout_accuracy": held["accuracy"], "heldout_auc": held["auc"]}
                     )
                 log.info(
@@ -502,6 +506,7 @@ def kde_sensitivity_file(
     generated: pd.DataFrame,
     out_csv: Path,
     cfg: KdeConfig,
+    mad_k: float,
 ) -> None:
     """kde_sensitivity on image tables (``path``, ``group``; generated also condition, seed)."""
     require_columns(train, ["path", "group"], "KDE training table")
@@ -517,6 +522,7 @@ def kde_sensitivity_file(
         generated.reset_index(drop=True),
         flatten(load_normalised(generated["path"])),
         cfg,
+        mad_k,
     )
     with io.atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)

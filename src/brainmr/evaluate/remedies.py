@@ -3,11 +3,16 @@ its CN images into AD too?
 
 For each remedy condition and each class of generated images, two fractions of the images that
 are not outliers: predicted AD by the CNN, and AD by likelihood (log-likelihood under the AD KDE
-above that under the CN KDE). Each fraction comes as its mean across replicate seeds with a
-Student-t 95% interval, and pooled over seeds with a Wilson 95% interval. The effect of a remedy
-is its pooled fraction minus the baseline's, tested by Fisher's exact test on the pooled counts,
-with whether every seed agrees in sign. The CNN's fraction carries the set's out-of-distribution
-flag: where any seed's set is out of the CNN's distribution, its CNN figures say nothing.
+above that under the CN KDE). The seed is the unit: a seed's images come from one DreamBooth
+model, so they are not independent (with 100 images a seed, a within-seed correlation of 0.02
+triples the variance of a pooled fraction). The headline is therefore the mean across seeds of
+the per-seed fraction with a Student-t 95% interval, and a remedy's effect is the mean of its
+per-seed differences from the baseline (same seed) with a paired t interval and p-value, the
+smallest difference those seeds could detect at 80% power, and whether every seed agrees in
+sign. Pooled counts with a Wilson interval and Fisher's exact test stay as secondary
+``pooled_*`` columns (images treated as independent). The CNN's fraction carries the set's
+out-of-distribution flag: where any seed's set is out of the CNN's distribution, its CNN
+figures say nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ import numpy as np
 import pandas as pd
 
 from brainmr import GROUPS, io
-from brainmr.evaluate.stats import fisher_test, mean_interval, sign_agreement, wilson_interval
+from brainmr.evaluate.stats import (
+    fisher_test,
+    paired_seed_test,
+    seed_fraction_summary,
+    sign_agreement,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,29 +52,52 @@ def ad_counts(by_seed: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fraction_row(part: pd.DataFrame, measure: str) -> dict:
-    n = int(part["n"].sum())
-    k = int(part[measure].sum())
-    low, high = wilson_interval(k, n)
-    per_seed = part[measure] / part["n"].replace(0, np.nan)
-    across = mean_interval(per_seed.to_numpy(float))
+    summary = seed_fraction_summary(part[measure].to_numpy(int), part["n"].to_numpy(int))
     return {
-        "k": k,
-        "n": n,
-        "fraction": k / n if n else np.nan,
-        "pooled_low": low,
-        "pooled_high": high,
-        "seed_mean": across["mean"],
-        "seed_low": across["low"],
-        "seed_high": across["high"],
+        "seed_mean": summary["mean"],
+        "seed_sd": summary["sd"],
+        "seed_low": summary["low"],
+        "seed_high": summary["high"],
+        "pooled_k": summary["pooled_k"],
+        "pooled_n": summary["pooled_n"],
+        "pooled_fraction": summary["pooled"],
+        "pooled_low": summary["pooled_low"],
+        "pooled_high": summary["pooled_high"],
         "per_seed": ", ".join(
             f"{int(a)}/{int(b)}" for a, b in zip(part[measure], part["n"], strict=True)
         ),
     }
 
 
+def _effect_row(part: pd.DataFrame, base: pd.DataFrame, measure: str, row: dict) -> dict:
+    """Remedy minus baseline: paired over the seeds both have (headline), and on pooled counts
+    (secondary; Fisher's odds ratio is odds(remedy) / odds(baseline), the effect's direction)."""
+    b = _fraction_row(base, measure)
+    fisher = fisher_test(row["pooled_k"], row["pooled_n"], b["pooled_k"], b["pooled_n"])
+    paired = part.merge(base, on="seed", suffixes=("", "_base"))
+    remedy = (paired[measure] / paired["n"].replace(0, np.nan)).to_numpy(float)
+    baseline = (paired[f"{measure}_base"] / paired["n_base"].replace(0, np.nan)).to_numpy(float)
+    test = paired_seed_test(baseline, remedy)
+    return {
+        "effect": test["difference"],
+        "effect_low": test["low"],
+        "effect_high": test["high"],
+        "p_value": test["p_value"],
+        "detectable": test["detectable"],
+        "paired_seeds": test["n"],
+        "sign_per_seed": sign_agreement(remedy - baseline),
+        "pooled_effect": row["pooled_fraction"] - b["pooled_fraction"],
+        "pooled_p_value": fisher["p_value"],
+        "pooled_odds_ratio": fisher["odds_ratio"],
+    }
+
+
 def compare_remedies(by_seed: pd.DataFrame, baseline: str, remedies: list[str]) -> pd.DataFrame:
-    """One row per (condition, class of images, measure): the baseline's rows and each remedy's,
-    with the effect against the baseline, Fisher's p-value and the per-seed sign agreement."""
+    """One row per (condition, class of images, measure): the baseline's rows and each remedy's.
+    Headline: seed_mean [seed_low, seed_high] and, for a remedy, effect [effect_low,
+    effect_high], p_value (paired t over seeds), detectable and sign_per_seed. Secondary,
+    images treated as independent: pooled_k/pooled_n, pooled_fraction [pooled_low,
+    pooled_high], pooled_effect, pooled_p_value and pooled_odds_ratio (Fisher)."""
     counts = ad_counts(by_seed)
     missing = [c for c in [baseline, *remedies] if c not in set(counts["condition"])]
     if missing:
@@ -87,18 +120,7 @@ def compare_remedies(by_seed: pd.DataFrame, baseline: str, remedies: list[str]) 
                 else:
                     row["interpretable"] = True  # the KDE verdict is checked on held-out reals
                 if condition != baseline:
-                    b = _fraction_row(base, measure)
-                    test = fisher_test(row["k"], row["n"], b["k"], b["n"])
-                    paired = part.merge(base, on="seed", suffixes=("", "_base"))
-                    diffs = paired[measure] / paired["n"].replace(0, np.nan) - paired[
-                        f"{measure}_base"
-                    ] / paired["n_base"].replace(0, np.nan)
-                    row |= {
-                        "effect": row["fraction"] - b["fraction"],
-                        "p_value": test["p_value"],
-                        "odds_ratio": test["odds_ratio"],
-                        "sign_per_seed": sign_agreement(diffs),
-                    }
+                    row |= _effect_row(part, base, measure, row)
                 rows.append(row)
     return pd.DataFrame(rows)
 

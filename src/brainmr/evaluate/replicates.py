@@ -1,12 +1,19 @@
 """Table 1's numbers per replicate seed, their summary across seeds, and the tests between
 conditions that a conclusion needs.
 
-Per seed and set: mean log-likelihoods, CNN counts and likelihood misclassifications of the images
-that are not outliers (held-out reals too, under the same rule), the CNN's mean P(AD), and the
-out-of-distribution flag of set_metrics. Across seeds: every mean as mean +/- sd with a Student-t
-95% interval; every count pooled over seeds with a Wilson 95% interval (and one per seed); between
-two conditions of one class, Fisher's exact test on the pooled counts and whether every seed
-agrees in the sign of the difference.
+Per seed and set: mean log-likelihoods, CNN counts, likelihood misclassifications and morphometric
+means of the images that are not outliers, the CNN's mean P(AD), and the out-of-distribution flag
+of set_metrics (a set missing there is withheld: the guard fails closed). Sets are the generated
+ones, the ceiling sets (held-out reals through a generator's bottleneck) and the held-out reals.
+
+Across seeds, the images of one seed share one DreamBooth model, so the seed is the unit: a
+generated set's headline is the mean of its per-seed figures with a Student-t 95% interval; counts
+pooled over seeds (Wilson interval) are secondary, "images treated as independent". Real and
+ceiling sets do not change with the seed, except through the seed's CNN: their KDE, outlier and
+morphometric figures are counted once (intervals across their images, which are independent
+subjects), their CNN figures across the seeds' CNNs. Between two conditions of one class: a paired
+t-test on the per-seed fractions (see ``brainmr.evaluate.stats.paired_seed_test``) with the
+smallest difference the seeds can detect, beside Fisher's exact test on the pooled counts.
 """
 
 from __future__ import annotations
@@ -17,14 +24,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from brainmr import GROUPS, io
+from brainmr.evaluate.ceiling import is_ceiling
+from brainmr.evaluate.findings import findings
+from brainmr.evaluate.kde import likelihood_verdict
+from brainmr.evaluate.morphometry import MEASURES, morphometry_differences
 from brainmr.evaluate.outliers import REAL_CONDITION
 from brainmr.evaluate.stats import (
+    accuracy_interval,
     bootstrap_binary_metrics,
     fisher_test,
     mean_interval,
+    paired_seed_test,
     sign_agreement,
     wilson_interval,
 )
@@ -32,89 +44,160 @@ from brainmr.evaluate.stats import (
 log = logging.getLogger(__name__)
 
 OUTLIER_SET = "outlier"  # the condition of the outlier row (all generated outliers of a seed)
-MEANS = ("loglik_AD", "loglik_CN", "loglik_CN_minus_AD", "mean_prob_AD")
+CNN_MEANS = ("mean_prob_AD",)
+SEED_INVARIANT_MEANS = ("loglik_AD", "loglik_CN", "loglik_CN_minus_AD", *MEASURES)
+MEANS = (*SEED_INVARIANT_MEANS[:3], *CNN_MEANS, *MEASURES)
 COUNTS = ("predicted_AD", "misclassified")
+CNN_COUNTS = ("predicted_AD",)
+NOT_MEASURED = "no set metrics for this set: the guard fails closed"
 
 
-def other(group: str) -> str:
-    (rest,) = [g for g in GROUPS if g != group]
-    return rest
+def kind_of(condition: str) -> str:
+    """generated, ceiling, real or outlier: how a set's figures behave across seeds."""
+    if condition == REAL_CONDITION:
+        return "real"
+    if condition == OUTLIER_SET:
+        return "outlier"
+    return "ceiling" if is_ceiling(condition) else "generated"
+
+
+def misclassified(part: pd.DataFrame, group: str) -> np.ndarray:
+    """Images whose likelihood verdict (one tie rule: kde.likelihood_verdict) is the other class."""
+    verdict = likelihood_verdict(
+        part["loglik_AD"].to_numpy(float), part["loglik_CN"].to_numpy(float)
+    )
+    return verdict != group
 
 
 def set_row(part: pd.DataFrame, group: str | None) -> dict:
     """One set's numbers over the images of ``part`` (outliers already removed)."""
     n = len(part)
-    row = {
-        "n": n,
-        "loglik_AD": float(part["loglik_AD"].mean()) if n else np.nan,
-        "loglik_CN": float(part["loglik_CN"].mean()) if n else np.nan,
-    }
+
+    def mean(column: str) -> float:
+        return float(part[column].mean()) if n and column in part else np.nan
+
+    row = {"n": n, "loglik_AD": mean("loglik_AD"), "loglik_CN": mean("loglik_CN")}
     row["loglik_CN_minus_AD"] = row["loglik_CN"] - row["loglik_AD"]
+    row |= {measure: mean(measure) for measure in MEASURES}
     if group is None:
         return row
     return row | {
         "predicted_AD": int((part["predicted"] == "AD").sum()),
         "predicted_CN": int((part["predicted"] == "CN").sum()),
-        "misclassified": int((part[f"loglik_{other(group)}"] > part[f"loglik_{group}"]).sum()),
-        "mean_prob_AD": float(part["prob_AD"].mean()) if n else np.nan,
+        "misclassified": int(misclassified(part, group).sum()),
+        "mean_prob_AD": mean("prob_AD"),
     }
 
 
+def set_order(scores: pd.DataFrame, conditions: list[str]) -> list[str]:
+    """Generated conditions in config order, then ceiling sets, then the held-out reals."""
+    ceilings = [c for c in dict.fromkeys(scores["condition"]) if is_ceiling(c)]
+    return [*conditions, *ceilings, REAL_CONDITION]
+
+
 def seed_rows(scores: pd.DataFrame, metrics: pd.DataFrame, seed: int, conditions: list[str]):
-    """Table 1 of one seed: each (condition, group), the outlier row, the held-out real rows."""
+    """Table 1 of one seed: each (set, group), the outlier row."""
     interpretable = {
         (r.condition, r.group): (bool(r.cnn_interpretable), str(r.ood_reason))
         for r in metrics.fillna({"ood_reason": ""}).itertuples()
     }
     rows = []
-    for condition in [*conditions, REAL_CONDITION]:
+    for condition in set_order(scores, conditions):
         for group in GROUPS:
             part = scores[(scores["condition"] == condition) & (scores["group"] == group)]
             if part.empty:
                 raise ValueError(f"seed {seed}: no scores for {condition}/{group}")
             kept = part[~part["outlier"]]
-            ok, why = interpretable.get((condition, group), (True, ""))
-            k = int(len(kept))
-            row = set_row(kept, group)
-            low, high = wilson_interval(row["predicted_AD"], k)
-            m_low, m_high = wilson_interval(row["misclassified"], k)
+            ok, why = interpretable.get((condition, group), (False, NOT_MEASURED))
             rows.append(
-                {"seed": seed, "condition": condition, "group": group}
-                | row
+                {"seed": seed, "condition": condition, "group": group, "kind": kind_of(condition)}
+                | set_row(kept, group)
                 | {"n_total": len(part), "n_outliers": int(part["outlier"].sum())}
-                | {"predicted_AD_low": low, "predicted_AD_high": high}
-                | {"misclassified_low": m_low, "misclassified_high": m_high}
                 | {"cnn_interpretable": ok, "ood_reason": why}
             )
-    outliers = scores[scores["outlier"] & (scores["condition"] != REAL_CONDITION)]
+    generated = ~scores["condition"].isin([REAL_CONDITION]) & ~scores["condition"].map(is_ceiling)
+    outliers = scores[scores["outlier"] & generated]
     rows.append(
-        {"seed": seed, "condition": OUTLIER_SET, "group": ""}
+        {"seed": seed, "condition": OUTLIER_SET, "group": "", "kind": "outlier"}
         | set_row(outliers, None)
         | {"n_total": len(outliers), "n_outliers": len(outliers)}
     )
     return pd.DataFrame(rows)
 
 
-def summarise(by_seed: pd.DataFrame) -> pd.DataFrame:
-    """One row per set across seeds: means with t intervals, pooled counts with Wilson ones."""
+def _across_seeds(part: pd.DataFrame, row: dict, means, counts) -> dict:
+    """Seed-level figures: each mean and count fraction across seeds (t interval), counts pooled
+    (Wilson, images treated as independent) beside them."""
+    for column in means:
+        if column in part and part[column].notna().any():
+            stats = mean_interval(part[column].to_numpy(float))
+            row |= {f"{column}_{k}": stats[k] for k in ("mean", "sd", "low", "high")}
+    for column in counts:
+        if column not in part or part[column].isna().all():
+            continue
+        fractions = part[column] / part["n"].replace(0, np.nan)
+        stats = mean_interval(fractions.to_numpy(float))
+        row |= {f"{column}_seed_{k}": stats[k] for k in ("mean", "low", "high")}
+        row[f"{column}_per_seed"] = ", ".join(
+            f"{int(c)}/{int(n)}" for c, n in zip(part[column], part["n"], strict=True)
+        )
+    return row
+
+
+def _pooled(part: pd.DataFrame, row: dict, counts) -> dict:
+    for column in counts:
+        if column not in part or part[column].isna().all():
+            continue
+        k, n = int(part[column].sum()), int(part["n"].sum())
+        low, high = wilson_interval(k, n)
+        row |= {column: k, f"{column}_pooled": k / n if n else np.nan}
+        row |= {f"{column}_pooled_low": low, f"{column}_pooled_high": high}
+    return row
+
+
+def _once(images: pd.DataFrame, group: str, row: dict) -> dict:
+    """Figures that do not change with the seed (KDE, outlier rule, morphometry), counted once:
+    means over the set's kept images with t intervals across them, the likelihood count with a
+    Wilson interval (independent subjects), as the headline and as the pooled figure."""
+    kept = images[~images["outlier"]]
+    table = set_row(kept, group)
+    kept = kept.assign(loglik_CN_minus_AD=kept["loglik_CN"] - kept["loglik_AD"])
+    for column in SEED_INVARIANT_MEANS:
+        if column not in kept:
+            continue
+        stats = mean_interval(kept[column].to_numpy(float))
+        row |= {f"{column}_{k}": stats[k] for k in ("mean", "sd", "low", "high")}
+    k, n = table["misclassified"], table["n"]
+    low, high = wilson_interval(k, n)
+    row |= {"misclassified": k, "misclassified_pooled": k / n if n else np.nan}
+    row |= {"misclassified_pooled_low": low, "misclassified_pooled_high": high}
+    row |= {"misclassified_seed_mean": k / n if n else np.nan}
+    row |= {"misclassified_seed_low": low, "misclassified_seed_high": high}
+    row["misclassified_per_seed"] = f"{k}/{n} (every seed)"
+    return row
+
+
+def summarise(by_seed: pd.DataFrame, first_scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per set across seeds (see the module's docstring for the unit of each figure).
+    ``first_scores``: the first seed's flagged scores, for the per-image figures of the real and
+    ceiling sets (identical in every seed)."""
     rows = []
     for (condition, group), part in by_seed.groupby(["condition", "group"], sort=False):
-        row = {"condition": condition, "group": group, "n_seeds": len(part)}
-        row["n"] = int(part["n"].sum())
-        row["n_outliers"] = int(part["n_outliers"].sum())
-        for column in MEANS:
-            if column in part and part[column].notna().any():
-                stats = mean_interval(part[column].to_numpy(float))
-                row |= {f"{column}_{k}": stats[k] for k in ("mean", "sd", "low", "high")}
-        for column in COUNTS:
-            if column in part and part[column].notna().any():
-                k = int(part[column].sum())
-                low, high = wilson_interval(k, row["n"])
-                row |= {column: k, f"{column}_fraction": k / row["n"] if row["n"] else np.nan}
-                row |= {f"{column}_low": low, f"{column}_high": high}
-                row[f"{column}_per_seed"] = ", ".join(
-                    f"{int(c)}/{int(n)}" for c, n in zip(part[column], part["n"], strict=True)
-                )
+        kind = kind_of(condition)
+        row = {"condition": condition, "group": group, "kind": kind, "n_seeds": len(part)}
+        if kind in ("real", "ceiling"):
+            row |= {"n": int(part["n"].iloc[0]), "n_outliers": int(part["n_outliers"].iloc[0])}
+            row["unit"] = "images (KDE, outliers, morphometry); seeds' CNNs (CNN)"
+            row = _across_seeds(part, row, CNN_MEANS, CNN_COUNTS)
+            images = first_scores[
+                (first_scores["condition"] == condition) & (first_scores["group"] == group)
+            ]
+            row = _once(images, group, row)
+        else:
+            row |= {"n": int(part["n"].sum()), "n_outliers": int(part["n_outliers"].sum())}
+            row["unit"] = "seeds" if kind == "generated" else "seeds (outlier images)"
+            row = _across_seeds(part, row, MEANS, COUNTS if kind == "generated" else ())
+            row = _pooled(part, row, COUNTS if kind == "generated" else ())
         if "cnn_interpretable" in part and part["cnn_interpretable"].notna().any():
             flags = part["cnn_interpretable"].astype(bool)
             row["cnn_interpretable_seeds"] = int(flags.sum())
@@ -129,8 +212,9 @@ def summarise(by_seed: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare_conditions(by_seed: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
-    """Between two conditions of one class: Fisher's exact test on pooled counts of predicted AD
-    and of likelihood misclassifications, and the sign of the difference in each seed."""
+    """Between two conditions of one class (B against A): the mean per-seed difference in the
+    fraction predicted AD and misclassified, with a paired t-test across seeds and the smallest
+    difference the seeds can detect; Fisher's exact test on the pooled counts as secondary."""
     rows = []
     for group in GROUPS:
         for first, second in itertools.combinations(conditions, 2):
@@ -138,20 +222,23 @@ def compare_conditions(by_seed: pd.DataFrame, conditions: list[str]) -> pd.DataF
             b = by_seed[(by_seed["condition"] == second) & (by_seed["group"] == group)]
             merged = a.merge(b, on="seed", suffixes=("_a", "_b"))
             for column in COUNTS:
+                fa = merged[f"{column}_a"] / merged["n_a"].replace(0, np.nan)
+                fb = merged[f"{column}_b"] / merged["n_b"].replace(0, np.nan)
+                test = paired_seed_test(fa.to_numpy(float), fb.to_numpy(float))
                 k1, n1 = int(a[column].sum()), int(a["n"].sum())
                 k2, n2 = int(b[column].sum()), int(b["n"].sum())
-                test = fisher_test(k1, n1, k2, n2)
-                per_seed = merged[f"{column}_b"] / merged["n_b"] - merged[f"{column}_a"] / merged[
-                    "n_a"
-                ].replace(0, np.nan)
+                pooled = fisher_test(k2, n2, k1, n1)  # odds of B over A: the sign of B - A
+                p1, p2 = (k1 / n1 if n1 else np.nan), (k2 / n2 if n2 else np.nan)
                 rows.append(
                     {"group": group, "measure": column, "condition_a": first}
-                    | {"condition_b": second, "k_a": k1, "n_a": n1, "k_b": k2, "n_b": n2}
-                    | {"fraction_a": k1 / n1 if n1 else np.nan}
-                    | {"fraction_b": k2 / n2 if n2 else np.nan}
-                    | {"difference": (k2 / n2 if n2 else np.nan) - (k1 / n1 if n1 else np.nan)}
-                    | {"odds_ratio": test["odds_ratio"], "p_value": test["p_value"]}
-                    | {"seeds": len(merged), "sign_per_seed": sign_agreement(per_seed)}
+                    | {"condition_b": second, "seeds": len(merged)}
+                    | {"fraction_a": float(fa.mean()), "fraction_b": float(fb.mean())}
+                    | {"difference": test["difference"], "low": test["low"]}
+                    | {"high": test["high"], "p_value": test["p_value"]}
+                    | {"detectable": test["detectable"], "sign_per_seed": sign_agreement(fb - fa)}
+                    | {"k_a": k1, "n_a": n1, "k_b": k2, "n_b": n2}
+                    | {"pooled_difference": p2 - p1, "pooled_odds_ratio": pooled["odds_ratio"]}
+                    | {"pooled_p_value": pooled["p_value"]}
                     | {
                         "cnn_interpretable": bool(
                             merged[["cnn_interpretable_a", "cnn_interpretable_b"]].all().all()
@@ -164,17 +251,27 @@ def compare_conditions(by_seed: pd.DataFrame, conditions: list[str]) -> pd.DataF
 
 
 def likelihood_verdict_on_reals(scores: pd.DataFrame, n_boot: int, seed: int) -> dict:
-    """The KDE verdict (AD where log-lik under AD > under CN) as a classifier of held-out real
-    slices (all of them: the verdict does not depend on the outlier rule)."""
+    """The KDE verdict as a classifier of held-out real slices (all of them: the verdict does
+    not depend on the outlier rule). Accuracy from the verdict itself (the tie rule of Table 1)
+    with a Wilson interval; ROC AUC on the raw log-likelihood margin, so that large margins stay
+    ordered (a probability transform saturates them into ties)."""
     real = scores[scores["condition"] == REAL_CONDITION]
-    labels = (real["group"] == "AD").to_numpy(int)
+    groups = real["group"].astype(str).to_numpy()
+    labels = (groups == "AD").astype(int)
     margin = real["loglik_AD"].to_numpy(float) - real["loglik_CN"].to_numpy(float)
-    # expit keeps the order (AUC) and maps the verdict's boundary (margin 0) to 0.5.
-    metrics = bootstrap_binary_metrics(labels, expit(margin), n_boot=n_boot, seed=seed)
-    return {k: v for k, v in metrics.items() if k != "brier"} | {
+    correct = int(np.sum(~misclassified(real, groups)))
+    low, high = accuracy_interval(correct, len(real))
+    auc = bootstrap_binary_metrics(labels, margin, n_boot=n_boot, seed=seed, threshold=0.0)
+    return {
+        "accuracy": correct / len(real) if len(real) else np.nan,
+        "accuracy_low": low,
+        "accuracy_high": high,
+        "auc": auc["auc"],
+        "auc_low": auc["auc_low"],
+        "auc_high": auc["auc_high"],
         "n_AD": int(labels.sum()),
         "n_CN": int(len(labels) - labels.sum()),
-        "rule": "AD when log-likelihood under the AD KDE > under the CN KDE",
+        "rule": "AD when log-likelihood under the AD KDE > under the CN KDE (a tie is CN)",
     }
 
 
@@ -210,8 +307,13 @@ def summarise_replicates(
     out_summary: Path,
     out_comparisons: Path,
     out_verdict: Path,
+    reals: Path,
+    out_morphometry: Path,
+    out_findings: Path,
 ) -> None:
-    """Read each seed's flagged scores, set metrics and CNN metrics (lists in ``seeds`` order)."""
+    """Read each seed's flagged scores, set metrics and CNN metrics (lists in ``seeds`` order)
+    and the real slices' morphometry; write the by-seed table, the summary, the comparisons,
+    the judges' figures on held-out reals, the morphometric differences and the findings."""
     if not (len(scores) == len(set_metrics) == len(cnn_metrics) == len(seeds)):
         raise ValueError("one scores, set-metrics and CNN-metrics file per seed expected")
     tables = []
@@ -227,8 +329,20 @@ def summarise_replicates(
         "outlier_threshold": float(first["threshold"].iloc[0]),
         "seeds": seeds,
     }
+    summary = summarise(by_seed, first)
+    # ceiling sets are the same images in every seed: their anatomy is counted once
+    ceilings = [c for c in dict.fromkeys(by_seed["condition"]) if is_ceiling(c)]
+    once = by_seed["condition"].isin(ceilings) & (by_seed["seed"] != seeds[0])
+    morphometry = morphometry_differences(
+        by_seed[~once], io.read_tsv(reals).astype({"group": str}), [*conditions, *ceilings]
+    )
     io.write_tsv(out_by_seed, by_seed)
-    io.write_tsv(out_summary, summarise(by_seed))
+    io.write_tsv(out_summary, summary)
     io.write_tsv(out_comparisons, compare_conditions(by_seed, conditions))
     io.write_json(out_verdict, verdict)
+    io.write_tsv(out_morphometry, morphometry)
+    io.write_json(
+        out_findings,
+        findings(summary=summary, by_seed=by_seed, morphometry=morphometry, conditions=conditions),
+    )
     log.info("summarised %d seeds x %d conditions", len(seeds), len(conditions))

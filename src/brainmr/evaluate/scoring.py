@@ -1,5 +1,6 @@
 """Per-image scores: KDE log-likelihoods, CNN P(AD), nearest training slice (correlation inside
-the brain mask). Every number in Table 1 and metrics.csv is computed from the TSVs written here."""
+the brain mask), and the morphometric judge's measures (brain area, CSF fraction, ventricles).
+Every number in Table 1 and metrics.csv is computed from the TSVs written here."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from brainmr.evaluate.classifier import load_classifier, predict_proba
 from brainmr.evaluate.images import flatten, load_normalised, require_columns, require_groups
 from brainmr.evaluate.kde import load_kde
 from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours
+from brainmr.evaluate.morphometry import MEASURES, morphometry_table
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ SCORE_COLUMNS = [
     "predicted",
     "nn_corr",
     "nn_path",
+    *MEASURES,
 ]
 
 
@@ -72,5 +75,20 @@ def score_images(
             "nn_path": train_paths[nn_index],
         }
     )
+    scores = pd.concat([scores, morphometry_table(stack).reset_index(drop=True)], axis=1)
     log.info("scored %d images -> %s", len(scores), out_tsv)
     io.write_tsv(out_tsv, scores[SCORE_COLUMNS])
+
+
+def real_morphometry_file(*, slices: pd.DataFrame, out_tsv: Path) -> pd.DataFrame:
+    """The morphometric measures of every real slice (train and test), with subject, group and
+    split: the real AD-CN differences that generated sets are compared with."""
+    require_columns(slices, ["subject", "group", "split", "path"], "slices table")
+    require_groups(slices["group"], "slices table")
+    measures = morphometry_table(load_normalised(slices["path"]))
+    table = pd.concat(
+        [slices[["subject", "group", "split"]].reset_index(drop=True), measures], axis=1
+    )
+    io.write_tsv(out_tsv, table)
+    log.info("morphometry of %d real slices -> %s", len(table), out_tsv)
+    return table

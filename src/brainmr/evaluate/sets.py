@@ -1,13 +1,19 @@
 """Per-set metrics of one replicate seed: memorization, fidelity/diversity in the CNN's feature
-space against held-out reals, the out-of-distribution guard of the CNN counts, and the CNN's mean
-P(AD) with its interval.
+space, the out-of-distribution guard of the CNN counts, and the CNN's mean P(AD) with its interval.
 
-Fidelity and diversity depend on sample size, so every comparison is size-matched: the larger of
-the two sets is subsampled to the smaller one's size (``cfg.matched_draws`` times, averaged). The
-reference for what "in distribution" means is what the real train slices of a class get against
-the held-out real slices of that class at the same size; a generated set whose precision or
-coverage falls below ``cfg.ood_fraction`` of that reference lies outside the distribution the CNN
-was trained on, and its CNN counts are marked not interpretable.
+The guard asks whether a set looks like real brains, of either class: its reference is the real
+slices the CNN did not train on (held-out test subjects, outliers excluded, and the CNN's own
+validation subjects), both classes pooled. A class-wise reference would withhold the very effect
+under study: realistic "AD" images that look CN score low against real AD alone. The level that
+"in distribution" means is measured on the same footing: in each of ``cfg.matched_draws`` random
+splits of those reals into a reference half and a candidate half, the candidate half's precision
+and coverage against the reference half, beside a same-size subsample of the set against the same
+half. A set below ``cfg.ood_fraction`` of that level in precision or coverage is flagged, and its
+CNN counts are withheld. Averaging over many splits of every unseen real (not 4 or 5 reals of one
+class) keeps verdicts at the bar from flipping with the draw.
+
+Class-wise fidelity (Frechet distance, KID, PRDC against the held-out reals of the set's class,
+size-matched) stays as description, with the class-wise rule's verdict beside it for comparison.
 """
 
 from __future__ import annotations
@@ -60,42 +66,103 @@ def matched_fidelity(
 
 
 def out_of_distribution(
-    generated: dict[str, float], reference: dict[str, float], fraction: float
+    generated: dict[str, float], reference: dict[str, float], fraction: float, what: str
 ) -> tuple[bool, str]:
-    """Whether a set's precision or coverage falls below ``fraction`` of the reals' own. Where
-    the reference cannot be measured (fewer than 2 held-out reals), nothing can be vouched for."""
+    """Whether a set's precision or coverage falls below ``fraction`` of the reals' own level
+    (``what`` names that level). Where the level cannot be measured, nothing is vouched for."""
     if not all(np.isfinite(reference[key]) for key in ("precision", "coverage")):
-        return True, "no reference: fewer than 2 held-out reals of the class"
+        return True, f"no reference: too few {what} to measure the in-distribution level"
     reasons = [
-        f"{key} {generated[key]:.2f} < {fraction:g} x {reference[key]:.2f} (train reals)"
+        f"{key} {generated[key]:.2f} < {fraction:g} x {reference[key]:.2f} ({what})"
         for key in ("precision", "coverage")
         if not generated[key] >= fraction * reference[key]  # NaN counts as failing
     ]
     return bool(reasons), "; ".join(reasons)
 
 
+GUARD_WHAT = "unseen reals, both classes"
+
+
+def pooled_guard(
+    unseen: np.ndarray, sets: dict[str, np.ndarray], cfg: JudgeConfig
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """The in-distribution level and each set's precision/coverage against the same reference.
+
+    ``unseen``: feature rows of the reals the CNN did not train on, both classes. Each draw
+    splits them at random into a reference half (the larger) and a candidate half of m rows;
+    the level is the candidate half's precision and coverage against the reference half, and a
+    set's figure is that of m of its rows (drawn without replacement; all of them when it has
+    fewer) against the same half. Means over ``cfg.matched_draws`` draws."""
+    nan = {"precision": np.nan, "coverage": np.nan, "n_matched": 0}
+    n = len(unseen)
+    m = n // 2
+    if m < 2:
+        return nan, {name: dict(nan) for name in sets}
+    rng = np.random.default_rng(cfg.seed)
+    level, figures = [], {name: [] for name in sets}
+    for _ in range(cfg.matched_draws):
+        order = rng.permutation(n)
+        reference, held = unseen[order[m:]], unseen[order[:m]]
+        out = prdc(reference, held, cfg.knn_k)
+        level.append((out["precision"], out["coverage"]))
+        for name, rows in sets.items():
+            pick = rows if len(rows) <= m else rows[rng.choice(len(rows), size=m, replace=False)]
+            out = prdc(reference, pick, cfg.knn_k)
+            figures[name].append((out["precision"], out["coverage"]))
+
+    def mean(pairs: list, size: int) -> dict[str, float]:
+        if not pairs or size == 0:
+            return dict(nan)
+        values = np.asarray(pairs, dtype=float).mean(axis=0)
+        return {"precision": float(values[0]), "coverage": float(values[1]), "n_matched": size}
+
+    return mean(level, m), {k: mean(v, min(m, len(sets[k]))) for k, v in figures.items()}
+
+
 def set_metrics(
     scores: pd.DataFrame,
     features: dict[str, np.ndarray],
     train_features: dict[str, np.ndarray],
+    unseen_features: np.ndarray,
     cfg: JudgeConfig,
 ) -> pd.DataFrame:
-    """One row per generated set and per held-out real class. ``scores``: one seed's flagged
-    score table (outlier column); ``features``: CNN features aligned with ``scores`` rows, per
-    (condition, group) key ``f"{condition}/{group}"``; ``train_features``: per group."""
+    """One row per set of ``scores`` (one seed's flagged score table: generated, ceiling and
+    held-out real sets). ``features``: CNN features aligned with ``scores`` rows, per key
+    ``f"{condition}/{group}"``; ``train_features``: the train reals' per class;
+    ``unseen_features``: the CNN's validation reals (both classes), which join the held-out reals
+    that are not outliers in the guard's reference."""
     require_columns(scores, ["condition", "group", "prob_AD", "nn_corr", "outlier"], "scores")
     real = scores[scores["condition"] == REAL_CONDITION]
     threshold = memorization_threshold(real["nn_corr"].to_numpy(float), cfg.memorization_quantile)
+    kept_features = {}
+    for (condition, group), part in scores.groupby(["condition", "group"], sort=False):
+        kept_features[(condition, group)] = features[f"{condition}/{group}"][
+            ~part["outlier"].to_numpy(bool)
+        ]
+    width = next(iter(features.values())).shape[1]
+    real_kept = [f for (c, _), f in kept_features.items() if c == REAL_CONDITION]
+    unseen = np.concatenate([*real_kept, np.asarray(unseen_features).reshape(-1, width)])
+    candidates = {f"{c}/{g}": f for (c, g), f in kept_features.items() if c != REAL_CONDITION}
+    level, guard = pooled_guard(unseen, candidates, cfg)
     rows = []
     for (condition, group), part in scores.groupby(["condition", "group"], sort=False):
-        reference = features[f"{REAL_CONDITION}/{group}"]
         is_real = condition == REAL_CONDITION
-        # Held-out reals are the reference; their own row compares train reals with them.
-        candidate = train_features[group] if is_real else features[f"{condition}/{group}"]
+        reference = kept_features.get((REAL_CONDITION, group), np.zeros((0, unseen.shape[1])))
+        # Class-wise description: the set (held-out reals: the train reals) against the
+        # held-out reals of its class, and the class-wise rule of earlier versions beside it.
         baseline = matched_fidelity(reference, train_features[group], cfg)
+        candidate = train_features[group] if is_real else kept_features[(condition, group)]
         measured = baseline if is_real else matched_fidelity(reference, candidate, cfg)
+        classwise_ood = (
+            False
+            if is_real
+            else out_of_distribution(measured, baseline, cfg.ood_fraction, "train reals")[0]
+        )
+        figures = level if is_real else guard[f"{condition}/{group}"]
         ood, why = (
-            (False, "") if is_real else out_of_distribution(measured, baseline, cfg.ood_fraction)
+            (False, "")
+            if is_real
+            else out_of_distribution(figures, level, cfg.ood_fraction, GUARD_WHAT)
         )
         kept = part[~part["outlier"]]
         prob = mean_interval(kept["prob_AD"].to_numpy(float))
@@ -108,23 +175,46 @@ def set_metrics(
             | {key: measured[key] for key in FIDELITY_KEYS}
             | {"n_matched": measured["n_matched"]}
             | {f"reference_{key}": baseline[key] for key in ("precision", "coverage")}
+            | {"classwise_ood": classwise_ood}
+            | {f"guard_{key}": figures[key] for key in ("precision", "coverage", "n_matched")}
+            | {f"guard_level_{key}": level[key] for key in ("precision", "coverage")}
+            | {"guard_n_unseen": len(unseen)}
             | {"cnn_interpretable": not ood, "ood_reason": why}
         )
         if ood:
             log.warning("%s/%s: CNN counts not interpretable: %s", condition, group, why)
     table = pd.DataFrame(rows)
-    return table.sort_values(  # generated sets in their order of appearance, then the reals
+    return table.sort_values(  # generated and ceiling sets in order of appearance, then reals
         "condition", key=lambda c: c == REAL_CONDITION, kind="stable"
     ).reset_index(drop=True)
 
 
 def set_metrics_file(
-    *, scores: Path, classifier: Path, train: pd.DataFrame, out_tsv: Path, cfg: JudgeConfig
+    *,
+    scores: Path,
+    classifier: Path,
+    classifier_metrics: Path,
+    train: pd.DataFrame,
+    out_tsv: Path,
+    cfg: JudgeConfig,
 ) -> pd.DataFrame:
-    """Read one seed's flagged scores, embed every image with that seed's CNN, write the table."""
-    require_columns(train, ["path", "group"], "training table")
+    """Read one seed's flagged scores, embed every image with that seed's CNN (and the train
+    slices, its validation subjects among them, named in its metrics), write the table."""
+    require_columns(train, ["subject", "path", "group"], "training table")
     table = io.read_tsv(scores).astype({"condition": str, "group": str, "path": str})
     model = load_classifier(Path(classifier))
+    info = io.read_json(classifier_metrics)
+    if "val_subjects" not in info:
+        raise ValueError(
+            f"{classifier_metrics}: no val_subjects (the CNN's validation subjects); retrain the"
+            " classifier with this version"
+        )
+    unknown = sorted(set(info["val_subjects"]) - set(train["subject"].astype(str)))
+    if unknown:
+        raise ValueError(
+            f"{classifier_metrics}: validation subjects not in the train split: {unknown}"
+        )
+    is_val = train["subject"].astype(str).isin(info["val_subjects"]).to_numpy()
 
     def embed(paths) -> np.ndarray:
         return extract_features(model, load_normalised(paths), cfg.cnn_batch_size)
@@ -134,6 +224,7 @@ def set_metrics_file(
         for (condition, group), part in table.groupby(["condition", "group"], sort=False)
     }
     train_features = {g: embed(train.loc[train["group"] == g, "path"]) for g in GROUPS}
-    metrics = set_metrics(table, features, train_features, cfg)
+    unseen = embed(train.loc[is_val, "path"])
+    metrics = set_metrics(table, features, train_features, unseen, cfg)
     io.write_tsv(out_tsv, metrics)
     return metrics

@@ -1,7 +1,8 @@
-"""Statistics primitives for reporting: intervals on proportions and means, exact tests,
-bootstrap intervals for a binary classifier, train/test balance checks, a robust threshold and
-size-matched set metrics. Pure functions (arrays or tables in, numbers or tables out), so a
-Table 1 number always comes with the uncertainty needed to read it."""
+"""Statistics primitives for reporting: intervals on proportions and means, exact tests, paired
+tests across replicate seeds, bootstrap intervals for a binary classifier, train/test balance
+checks, a robust threshold and size-matched set metrics. Pure functions (arrays or tables in,
+numbers or tables out), so a Table 1 number always comes with the uncertainty needed to read it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+from scipy.optimize import brentq
 
 NAN = math.nan
 AD, CN = 1, 0  # label coding: 1 = AD
@@ -31,35 +33,34 @@ def _check_confidence(confidence: float) -> float:
     return float(confidence)
 
 
-def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion k/n: well behaved near 0 and 1 and for small n,
-    unlike the Wald interval. n == 0 gives (nan, nan)."""
+def _binom_ci(k: int, n: int, confidence: float, method: str) -> tuple[float, float]:
     k, n = _check_counts(k, n)
     confidence = _check_confidence(confidence)
     if n == 0:
         return NAN, NAN
-    z = float(sps.norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # The bounds are exactly 0 at k == 0 and 1 at k == n; rounding would leave them just off.
-    low = 0.0 if k == 0 else max(0.0, centre - half)
-    high = 1.0 if k == n else min(1.0, centre + half)
+    ci = sps.binomtest(k, n).proportion_ci(confidence_level=confidence, method=method)
+    # Exactly 0 at k == 0 and 1 at k == n, whatever the rounding.
+    low = 0.0 if k == 0 else max(0.0, float(ci.low))
+    high = 1.0 if k == n else min(1.0, float(ci.high))
     return low, high
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion k/n (scipy's binomtest): well behaved near 0 and 1
+    and for small n, unlike the Wald interval. n == 0 gives (nan, nan)."""
+    return _binom_ci(k, n, confidence, "wilson")
 
 
 def clopper_pearson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact (conservative) Clopper-Pearson interval for k/n from beta quantiles; n == 0 gives
-    (nan, nan), k == 0 a lower bound of 0 and k == n an upper bound of 1."""
-    k, n = _check_counts(k, n)
-    confidence = _check_confidence(confidence)
-    if n == 0:
-        return NAN, NAN
-    alpha = 1 - confidence
-    low = 0.0 if k == 0 else float(sps.beta.ppf(alpha / 2, k, n - k + 1))
-    high = 1.0 if k == n else float(sps.beta.ppf(1 - alpha / 2, k + 1, n - k))
-    return low, high
+    """Exact (conservative) Clopper-Pearson interval for k/n (scipy's binomtest, method
+    "exact"); n == 0 gives (nan, nan), k == 0 a lower bound of 0 and k == n an upper of 1."""
+    return _binom_ci(k, n, confidence, "exact")
+
+
+def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Interval for an accuracy of ``correct`` out of ``n``: Wilson, so a perfect score on few
+    images still says how few (10/10 gives about (0.72, 1), not [1, 1] as a bootstrap would)."""
+    return wilson_interval(correct, n, confidence)
 
 
 def mean_interval(values: Any, confidence: float = 0.95) -> dict[str, float]:
@@ -85,11 +86,97 @@ def mean_interval(values: Any, confidence: float = 0.95) -> dict[str, float]:
 
 def fisher_test(k1: int, n1: int, k2: int, n2: int) -> dict[str, float]:
     """Two-sided Fisher exact test of k1/n1 against k2/n2 (table [[k1, n1-k1], [k2, n2-k2]]);
-    exact, so valid for the small counts of a per-set misclassification table."""
+    exact, so valid for small counts. ``odds_ratio`` is odds(1) / odds(2) (sample odds ratio).
+
+    When both are 0/n or both n/n (nothing differs) the answer is odds_ratio 1 and p_value 1,
+    where scipy leaves the odds ratio nan."""
     k1, n1 = _check_counts(k1, n1)
     k2, n2 = _check_counts(k2, n2)
+    if (k1 == 0 and k2 == 0) or (k1 == n1 and k2 == n2):
+        return {"odds_ratio": 1.0, "p_value": 1.0}
     result = sps.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]], alternative="two-sided")
     return {"odds_ratio": float(result.statistic), "p_value": float(result.pvalue)}
+
+
+def _detectable_ncp(df: int, alpha: float, power: float) -> float:
+    """Noncentrality at which a two-sided one-sample t test (df, alpha) has the given power."""
+    crit = float(sps.t.ppf(1 - alpha / 2, df))
+
+    def gap(ncp: float) -> float:
+        # scipy's nct can return nan far in the lower tail, where the probability is ~0.
+        wrong_side = float(np.nan_to_num(sps.nct.cdf(-crit, df, ncp)))
+        return float(sps.nct.sf(crit, df, ncp)) + wrong_side - power
+
+    high = 2.0 * crit + 4.0
+    while gap(high) < 0:
+        high *= 2
+    return float(brentq(gap, 0.0, high, xtol=1e-12, rtol=1e-12))
+
+
+def paired_seed_test(
+    a: Any, b: Any, confidence: float = 0.95, power: float = 0.8
+) -> dict[str, float]:
+    """Paired t test across replicate seeds of b against a (per-seed values aligned by seed;
+    pairs with a non-finite side are dropped).
+
+    Returns difference (mean of b - a), sd of the per-seed differences (ddof 1), low/high
+    (Student-t interval of the mean difference), p_value (two-sided), n (seeds) and detectable:
+    the smallest |mean difference| that n seeds detect with ``power`` at alpha = 1 - confidence
+    at the observed sd (exact, from the noncentral t). n < 2: all but difference and n nan.
+    sd == 0 (up to rounding): the interval collapses to the difference, p_value is 1 if it is 0
+    else 0, and detectable is 0.
+
+    Why not a binomial GLMM or beta-binomial: with 3 seeds a between-seed variance is barely
+    estimable, while the paired t on per-seed fractions needs none and pairs the conditions by
+    seed (shared seed and CNN judge)."""
+    confidence = _check_confidence(confidence)
+    if not 1 - confidence < power < 1:
+        raise ValueError(f"power must be in (1 - confidence, 1), got {power}")
+    x = np.asarray(a, dtype=float).ravel()
+    y = np.asarray(b, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"paired_seed_test: {x.size} and {y.size} values are not aligned")
+    d = (y - x)[np.isfinite(x) & np.isfinite(y)]
+    n = int(d.size)
+    out = dict.fromkeys(("difference", "sd", "low", "high", "p_value", "detectable"), NAN)
+    out["n"] = n
+    if n == 0:
+        return out
+    mean = float(d.mean())
+    out["difference"] = mean
+    if n < 2:
+        return out
+    sd = float(d.std(ddof=1))
+    alpha = 1 - confidence
+    if sd <= 1e-12 * max(1.0, abs(mean)):  # constant differences (up to rounding)
+        p = 1.0 if mean == 0 else 0.0
+        return out | {"sd": 0.0, "low": mean, "high": mean, "p_value": p, "detectable": 0.0}
+    sem = sd / math.sqrt(n)
+    half = float(sps.t.ppf(1 - alpha / 2, n - 1)) * sem
+    out |= {"sd": sd, "low": mean - half, "high": mean + half}
+    out["p_value"] = float(sps.ttest_1samp(d, 0.0).pvalue)
+    out["detectable"] = _detectable_ncp(n - 1, alpha, power) * sem
+    return out
+
+
+def seed_fraction_summary(k: Any, n: Any, confidence: float = 0.95) -> dict[str, float]:
+    """Per-seed counts k_i / n_i: the mean of the per-seed fractions with its Student-t interval
+    (mean_interval's keys; the seed is the unit, since a seed's images share one model), and the
+    pooled sum(k) / sum(n) with a Wilson interval (pooled, pooled_low, pooled_high, pooled_k,
+    pooled_n), which treats images as independent and is only a secondary figure. Seeds with
+    n_i == 0 have no fraction."""
+    k = np.asarray(k, dtype=int).ravel()
+    n = np.asarray(n, dtype=int).ravel()
+    if k.shape != n.shape:
+        raise ValueError(f"seed_fraction_summary: {k.size} counts for {n.size} totals")
+    for ki, ni in zip(k, n, strict=True):
+        _check_counts(ki, ni)
+    fractions = np.divide(k, n, out=np.full(k.shape, NAN), where=n > 0)
+    out: dict[str, float] = dict(mean_interval(fractions, confidence))
+    pooled_k, pooled_n = int(k.sum()), int(n.sum())
+    out |= {"pooled": pooled_k / pooled_n if pooled_n else NAN, "pooled_k": pooled_k}
+    out["pooled_low"], out["pooled_high"] = wilson_interval(pooled_k, pooled_n, confidence)
+    return out | {"pooled_n": pooled_n}
 
 
 def sign_agreement(differences: Any) -> str:
@@ -106,14 +193,18 @@ def sign_agreement(differences: Any) -> str:
     return "mixed"
 
 
-def _binary_inputs(labels: Any, prob: Any) -> tuple[np.ndarray, np.ndarray]:
+def _binary_inputs(
+    labels: Any, prob: Any, probabilities: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels).ravel()
     p = np.asarray(prob, dtype=float).ravel()
     if y.shape != p.shape:
         raise ValueError(f"labels ({y.size}) and probabilities ({p.size}) differ in length")
     if not np.isin(y, (0, 1)).all():
         raise ValueError("labels must be 0 (CN) or 1 (AD)")
-    if not np.isfinite(p).all() or (p.size > 0 and (p.min() < 0 or p.max() > 1)):
+    if not np.isfinite(p).all():
+        raise ValueError("scores must be finite")
+    if probabilities and p.size > 0 and (p.min() < 0 or p.max() > 1):
         raise ValueError("probabilities must be finite and in [0, 1]")
     return y.astype(int), p
 
@@ -140,29 +231,37 @@ def bootstrap_binary_metrics(
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    threshold: float = THRESHOLD,
 ) -> dict[str, float]:
-    """Accuracy (threshold 0.5) and ROC AUC with percentile bootstrap intervals, and the Brier
-    score, of P(AD) against 0/1 labels (1 = AD).
+    """Accuracy (AD where the score >= ``threshold``) with a Wilson interval, ROC AUC with a
+    percentile bootstrap interval, and the Brier score, of a score against 0/1 labels (1 = AD).
+    The score is P(AD) at the default threshold; any other threshold takes a raw score (e.g. a
+    log-likelihood margin), whose Brier score is nan.
 
     Resampling is stratified (with replacement within each class) so every resample keeps the
-    class sizes and AUC stays defined; auc and its interval are nan when a class is absent."""
-    y, p = _binary_inputs(labels, prob)
+    class sizes and AUC stays defined; auc and its interval are nan when a class is absent. The
+    accuracy's interval is Wilson's, which does not collapse to [1, 1] at perfect accuracy as a
+    bootstrap does."""
+    is_prob = threshold == THRESHOLD
+    y, p = _binary_inputs(labels, prob, probabilities=is_prob)
     confidence = _check_confidence(confidence)
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     keys = ("accuracy", "accuracy_low", "accuracy_high", "auc", "auc_low", "auc_high")
-    out = dict.fromkeys(keys, NAN) | {"brier": brier_score(y, p)}
+    out = dict.fromkeys(keys, NAN) | {"brier": brier_score(y, p) if is_prob else NAN}
     if y.size == 0:
         return out
     pos, neg = np.flatnonzero(y == AD), np.flatnonzero(y == CN)
-    correct = ((p >= THRESHOLD).astype(int) == y).astype(float)
+    correct = ((p >= threshold).astype(int) == y).astype(float)
     out["accuracy"] = float(correct.mean())
+    out["accuracy_low"], out["accuracy_high"] = accuracy_interval(
+        int(correct.sum()), y.size, confidence
+    )
     both = pos.size > 0 and neg.size > 0
     if both:
         out["auc"] = float(_auc_rows(np.concatenate([p[pos], p[neg]])[None, :], pos.size)[0])
 
     rng = np.random.default_rng(seed)
-    acc = np.empty(n_boot)
     auc = np.empty(n_boot)
     chunk = max(1, 2_000_000 // y.size)  # bound the (resamples x samples) arrays
     for start in range(0, n_boot, chunk):
@@ -171,13 +270,9 @@ def bootstrap_binary_metrics(
             [rng.choice(part, size=(stop - start, part.size)) for part in (pos, neg) if part.size],
             axis=1,
         )  # positives first, then negatives
-        acc[start:stop] = correct[idx].mean(axis=1)
         if both:
             auc[start:stop] = _auc_rows(p[idx], pos.size)
     tail = (1 - confidence) / 2
-    out["accuracy_low"], out["accuracy_high"] = (
-        float(q) for q in np.quantile(acc, [tail, 1 - tail])
-    )
     if both:
         out["auc_low"], out["auc_high"] = (float(q) for q in np.quantile(auc, [tail, 1 - tail]))
     return out

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from brainmr import GROUPS, io  # noqa: E402
+from brainmr.evaluate.ceiling import is_ceiling  # noqa: E402
 from brainmr.evaluate.images import load_image  # noqa: E402
 from brainmr.evaluate.outliers import REAL_CONDITION, best_loglik  # noqa: E402
 from brainmr.evaluate.replicates import OUTLIER_SET  # noqa: E402
@@ -196,8 +197,10 @@ def interval_point(ax, value, y, low, high, colour, filled: bool = True) -> None
 
 
 def forest_plot(summary: pd.DataFrame, conditions: Mapping, run_label: str, synthetic: bool):
-    """Predicted-AD fraction (CNN) and misclassified fraction (likelihood) per set: pooled over
-    seeds with Wilson 95% intervals; sets whose CNN counts are not interpretable are hollow."""
+    """Predicted-AD fraction (CNN) and misclassified fraction (likelihood) per set: the mean of
+    the per-seed fractions with its t interval across seeds (the seed is the unit; real and
+    ceiling rows: once, over their images); sets whose CNN counts are not interpretable are
+    hollow."""
     sets = summary[summary["condition"] != OUTLIER_SET].reset_index(drop=True)
     labels = [set_label(r.condition, r.group, conditions) for r in sets.itertuples()]
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(sets) + 1.8), sharey=True)
@@ -208,15 +211,18 @@ def forest_plot(summary: pd.DataFrame, conditions: Mapping, run_label: str, synt
     ]
     for ax, (column, title) in zip(axes, panels, strict=True):
         for yi, row in zip(y, sets.itertuples(), strict=True):
-            value = getattr(row, f"{column}_fraction")
-            low, high = getattr(row, f"{column}_low"), getattr(row, f"{column}_high")
+            value = getattr(row, f"{column}_seed_mean")
+            low, high = getattr(row, f"{column}_seed_low"), getattr(row, f"{column}_seed_high")
             trusted = column != "predicted_AD" or bool(row.cnn_interpretable)
-            colour = "grey" if row.condition == REAL_CONDITION else "tab:blue"
+            colour = "grey" if row.kind in ("real", "ceiling") else "tab:blue"
             interval_point(ax, value, yi, low, high, colour, filled=trusted)
         ax.axvline(0.5, color="lightgrey", lw=1, ls=":")
         ax.set(xlim=(-0.02, 1.02), xlabel=title)
     axes[0].set_yticks(y, labels, fontsize=8)
-    text = "Pooled over seeds, Wilson 95% intervals; hollow: CNN counts not interpretable (OOD)"
+    text = (
+        "Mean of per-seed fractions, t 95% intervals across seeds; hollow: CNN counts not "
+        "interpretable (OOD)"
+    )
     fig.suptitle(_title(text, run_label, synthetic), fontsize=9)
     fig.tight_layout()
     return fig
@@ -239,7 +245,8 @@ def make_figures(
     summary across seeds (forest plot). Thresholds are read, never recomputed."""
     table = io.read_tsv(scores).astype({"condition": str, "group": str, "path": str})
     is_real = table["condition"] == REAL_CONDITION
-    generated, real = table[~is_real], table[is_real]
+    is_generated = ~is_real & ~table["condition"].map(is_ceiling)
+    generated, real = table[is_generated], table[is_real]
     threshold = float(table["threshold"].iloc[0])
     outlier_files = set(generated.loc[generated["outlier"], "path"])
     mem = float(io.read_tsv(set_metrics)["memorization_threshold"].iloc[0])

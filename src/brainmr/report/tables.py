@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from brainmr import GROUPS, io
+from brainmr.evaluate.ceiling import CEILING_PREFIX, is_ceiling
 from brainmr.evaluate.outliers import REAL_CONDITION, RULE
 from brainmr.evaluate.replicates import OUTLIER_SET
 from brainmr.report.html import markdown_html
@@ -34,9 +35,18 @@ COLUMNS = [
     "misclassified (likelihood)",
 ]
 N_COLUMN = "n"  # images behind the row's numbers (after outlier exclusion); not in the paper
-EXTRA_COLUMNS = [N_COLUMN, "outliers", "mean P(AD)", "P(AD) 95% CI", "CNN counts interpretable"]
+VENTRICLES = "ventricle area (mm²)"
+EXTRA_COLUMNS = [
+    N_COLUMN,
+    "outliers",
+    "mean P(AD)",
+    "P(AD) 95% CI",
+    "CNN counts interpretable",
+    VENTRICLES,
+]
 OUTLIER_LABEL = "outlier"
 REAL_LABEL = "held-out real {group}"
+CEILING_LABEL = "held-out real {group} through the generator ({bottleneck})"
 
 # PAPER.md, Table 1 (labels without the quotes around "brain").
 PAPER_TABLE1 = pd.DataFrame(
@@ -68,6 +78,8 @@ def set_label(condition: str, group: str, conditions: Mapping) -> str:
         return OUTLIER_LABEL
     if condition == REAL_CONDITION:
         return REAL_LABEL.format(group=group)
+    if is_ceiling(condition):
+        return CEILING_LABEL.format(group=group, bottleneck=condition[len(CEILING_PREFIX) :])
     return row_label(group, condition, conditions)
 
 
@@ -78,8 +90,11 @@ def interval(low, high, digits: int = 2) -> str:
 
 
 def ordered(table: pd.DataFrame, conditions: Mapping) -> pd.DataFrame:
-    """Rows in Table 1's order: conditions in config order (AD, CN), outlier, held-out reals."""
+    """Rows in Table 1's order: conditions in config order (AD, CN), outlier, ceiling sets,
+    held-out reals."""
     order = [(c, g) for c in conditions for g in GROUPS] + [(OUTLIER_SET, "")]
+    ceilings = [c for c in dict.fromkeys(table["condition"]) if is_ceiling(c)]
+    order += [(c, g) for c in ceilings for g in GROUPS]
     order += [(REAL_CONDITION, g) for g in GROUPS]
     rank = {key: i for i, key in enumerate(order)}
     keys = [
@@ -206,6 +221,7 @@ def table1_frame(by_seed: pd.DataFrame, seed: int, conditions: Mapping) -> pd.Da
                 "CNN counts interpretable": (
                     ("yes" if r["cnn_interpretable"] else "no") if counted else DASH
                 ),
+                VENTRICLES: r.get("ventricle_area_mm2", np.nan),
             }
         )
     return pd.DataFrame(rows, columns=[*COLUMNS, *EXTRA_COLUMNS])
@@ -294,7 +310,7 @@ def table1_notes(
 ) -> list[str]:
     part = by_seed[by_seed["seed"] == seed]
     real = part[part["condition"] == REAL_CONDITION]
-    generated = part[~part["condition"].isin([REAL_CONDITION, OUTLIER_SET])]
+    generated = part[part["kind"] == "generated"]
     lines = [
         "## How these numbers were obtained",
         "",
@@ -321,9 +337,10 @@ def table1_notes(
                 f"{set_label(r.condition, r.group, conditions)} ({r.ood_reason})"
                 for r in bad.itertuples()
             )
-            + ". These images lie outside the distribution the CNN was trained on (its feature "
-            "space: precision/coverage against held-out reals, compared with what train reals "
-            "get at the same sample size), so its predictions on them carry no information."
+            + ". These images do not look like real brains of either class to the CNN (its "
+            "feature space: precision/coverage against the reals it did not train on, both "
+            "classes pooled, compared with what those reals get against one another at the same "
+            "size), so its predictions on them carry no information."
         )
     for warning in cnn.get("split_balance", {}).get("warnings", []):
         lines.append(f"- WARNING, train/test split: {warning}")
@@ -335,6 +352,7 @@ SUMMARY_COLUMNS = {
     "loglik_CN": "CN log-lik",
     "loglik_CN_minus_AD": "CN − AD log-lik",
     "mean_prob_AD": "mean P(AD)",
+    "ventricle_area_mm2": VENTRICLES,
 }
 
 
@@ -351,7 +369,7 @@ def summary_markdown_rows(summary: pd.DataFrame, conditions: Mapping) -> pd.Data
     rows = []
     for r in ordered(summary.fillna({"group": ""}), conditions).to_dict(orient="records"):
         row = {"set": set_label(r["condition"], r["group"], conditions), "seeds": r["n_seeds"]}
-        row["n (pooled)"] = r["n"]
+        row["n"] = r["n"]
         for key, name in SUMMARY_COLUMNS.items():
             if f"{key}_mean" in r and pd.notna(r[f"{key}_mean"]):
                 digits = 3 if key == "mean_prob_AD" else 2
@@ -362,19 +380,30 @@ def summary_markdown_rows(summary: pd.DataFrame, conditions: Mapping) -> pd.Data
             else:
                 row[name] = DASH
         for key, name in (("predicted_AD", "predicted AD"), ("misclassified", "misclassified")):
-            if pd.notna(r.get(f"{key}_fraction", np.nan)):
-                mark = ""
-                if key == "predicted_AD" and r.get("cnn_interpretable") is False:
-                    mark = f" {NOT_INTERPRETABLE}"
+            mark = ""
+            if key == "predicted_AD" and r.get("cnn_interpretable") is False:
+                mark = f" {NOT_INTERPRETABLE}"
+            if pd.notna(r.get(f"{key}_seed_mean", np.nan)):
                 row[name] = (
-                    f"{int(r[key])}/{int(r['n'])} = {r[key + '_fraction']:.3f} "
-                    f"{interval(r[key + '_low'], r[key + '_high'], 3)}{mark}"
+                    f"{r[key + '_seed_mean']:.3f} "
+                    f"{interval(r[key + '_seed_low'], r[key + '_seed_high'], 3)}{mark}"
                 )
                 row[f"{name} per seed"] = r[f"{key}_per_seed"]
             else:
                 row[name] = row[f"{name} per seed"] = DASH
+            if pd.notna(r.get(f"{key}_pooled", np.nan)) and r["kind"] == "generated":
+                row[f"{name}, pooled (images independent)"] = (
+                    f"{int(r[key])}/{int(r['n'])} = {r[key + '_pooled']:.3f} "
+                    f"{interval(r[key + '_pooled_low'], r[key + '_pooled_high'], 3)}{mark}"
+                )
+            else:
+                row[f"{name}, pooled (images independent)"] = DASH
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _p(value) -> str:
+    return DASH if value is None or not np.isfinite(value) else f"{value:.3g}"
 
 
 def comparisons_markdown(comparisons: pd.DataFrame, conditions: Mapping) -> pd.DataFrame:
@@ -388,11 +417,13 @@ def comparisons_markdown(comparisons: pd.DataFrame, conditions: Mapping) -> pd.D
                 "measure": measure + mark,
                 "A": row_label(r["group"], r["condition_a"], conditions),
                 "B": row_label(r["group"], r["condition_b"], conditions),
-                "A: k/n": f"{r['k_a']}/{r['n_a']}",
-                "B: k/n": f"{r['k_b']}/{r['n_b']}",
-                "B − A": f"{r['difference']:+.3f}",
-                "Fisher p": f"{r['p_value']:.3g}",
+                "B − A (seed mean)": f"{r['difference']:+.3f} " + interval(r["low"], r["high"], 3),
+                "paired t p": _p(r["p_value"]),
+                "detectable (80% power)": f"±{fmt(r['detectable'], 3)}",
                 "every seed same sign": r["sign_per_seed"],
+                "pooled A: k/n": f"{r['k_a']}/{r['n_a']}",
+                "pooled B: k/n": f"{r['k_b']}/{r['n_b']}",
+                "pooled Fisher p (images independent)": _p(r["pooled_p_value"]),
             }
         )
     return pd.DataFrame(rows)
@@ -412,15 +443,23 @@ def summary_markdown(
     seeds = verdict["seeds"]
     lines += [
         f"Seeds: {', '.join(map(str, seeds))} (each: its own DreamBooth models, images and CNN). "
-        "Means: mean ± sd across seeds [Student-t 95% interval]. Counts: pooled over seeds, "
-        "k/n = fraction [Wilson 95% interval], then each seed's k/n.",
+        "The images of one seed share one model, so the seed is the unit. Generated sets: every "
+        "figure is the mean of the per-seed values ± sd [Student-t 95% interval across seeds]; "
+        "the counts pooled over seeds with a Wilson interval treat the images as independent "
+        "and are secondary. Held-out reals and the ceiling sets (the same images in every seed) "
+        "are counted once: log-likelihoods and morphometry across their images, the likelihood "
+        "count over their images (Wilson), the CNN's across the seeds' CNNs.",
         "",
         markdown_table(summary_markdown_rows(summary, conditions)),
         "",
         "## Between conditions",
         "",
-        "Fisher's exact test (two-sided) on the pooled counts; 'every seed same sign': whether "
-        "B − A has the same sign in each seed (all +, all -, or mixed).",
+        "B − A: the mean of the per-seed differences with its t 95% interval, tested by a paired "
+        "t-test across seeds (the seed pairs the two conditions through its CNN; with 3 seeds "
+        "a random-effects model's variance is barely estimable, the paired t needs none); "
+        "'detectable': the smallest difference these seeds detect with 80% power at the observed "
+        "spread. Fisher's exact test on the counts pooled over seeds treats the images as "
+        "independent and is secondary.",
         "",
         markdown_table(comparisons_markdown(comparisons, conditions)),
         "",
@@ -462,7 +501,7 @@ def write_tables(
     mad_k: float,
 ) -> None:
     """Format the evaluation into results/. ``inputs``: by_seed, summary, comparisons, verdict,
-    set_metrics (one per seed, first seed first), sensitivity, kde. ``outputs``: csv, md,
+    set_metrics (one per seed, first seed first), sensitivity, kde, findings. ``outputs``: csv, md,
     vs_paper, summary_csv, summary_md, metrics, and optionally html and summary_html (the two
     Markdown tables as HTML pages for the report)."""
     by_seed = io.read_tsv(inputs["by_seed"]).astype({"condition": str}).fillna({"group": ""})
@@ -487,6 +526,9 @@ def write_tables(
         "Table 1: KDE log-likelihood and CNN predictions of generated images", run_label, synthetic
     )
     md += [markdown_table(marked(table)), ""]
+    from brainmr.report.findings import findings_lines  # it formats with this module's helpers
+
+    md += findings_lines(io.read_json(inputs["findings"]), conditions) + [""]
     md += table1_notes(
         kde=kde,
         cnn=cnn,

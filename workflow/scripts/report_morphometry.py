@@ -1,0 +1,16 @@
+import _brainmr_path  # noqa: F401
+
+from brainmr.logs import log_to
+from brainmr.report.morphometry import write_morphometry
+
+log_to(snakemake.log[0])
+write_morphometry(
+    morphometry=snakemake.input.morphometry,
+    scores=snakemake.input.scores,
+    conditions=snakemake.params.conditions,
+    run_label=snakemake.params.run_label,
+    synthetic=snakemake.params.synthetic,
+    out_csv=snakemake.output.csv,
+    out_md=snakemake.output.md,
+    out_figure=snakemake.output.figure,
+)
