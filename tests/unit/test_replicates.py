@@ -8,7 +8,12 @@ import pytest
 from scipy import stats
 
 from brainmr.evaluate.outliers import flag_outliers
-from brainmr.evaluate.replicates import compare_conditions, seed_rows, summarise
+from brainmr.evaluate.replicates import (
+    compare_conditions,
+    likelihood_verdict_on_reals,
+    seed_rows,
+    summarise,
+)
 
 CONDITIONS = ["brain", "nobrain"]
 
@@ -201,3 +206,23 @@ def test_identical_conditions_give_no_verdict(by_seed):
     assert comparisons.p_value.tolist() == pytest.approx([1.0] * len(comparisons))
     assert comparisons.pooled_p_value.tolist() == pytest.approx([1.0] * len(comparisons))
     assert (comparisons.sign_per_seed == "mixed").all()
+
+
+def test_likelihood_verdict_on_reals_reads_the_raw_margin():
+    """Six held-out reals with known margins (log-lik AD − CN): 40, 60, -1 for AD and 50, -5, 0
+    for CN. The verdict (a tie is CN) gets 2 + 2 of 6 right; on the raw margin, 6 of the 9
+    AD-CN pairs are ordered right (40 > -5, 40 > 0, 60 > 50, 60 > -5, 60 > 0, -1 > -5): AUC 6/9.
+    Through expit, 40, 50 and 60 nats would all be 1.0: ties."""
+    margin = {"AD": [40.0, 60.0, -1.0], "CN": [50.0, -5.0, 0.0]}
+    rows = [
+        {"condition": "real", "group": g, "loglik_AD": -100.0 + m, "loglik_CN": -100.0}
+        for g, ms in margin.items()
+        for m in ms
+    ]
+    out = likelihood_verdict_on_reals(pd.DataFrame(rows), n_boot=200, seed=0)
+    assert out["accuracy"] == pytest.approx(4 / 6)
+    ci = stats.binomtest(4, 6).proportion_ci(method="wilson")
+    assert (out["accuracy_low"], out["accuracy_high"]) == pytest.approx((ci.low, ci.high))
+    assert out["auc"] == pytest.approx(6 / 9)
+    assert out["auc_low"] <= out["auc"] <= out["auc_high"]
+    assert (out["n_AD"], out["n_CN"]) == (3, 3) and "a tie is CN" in out["rule"]

@@ -11,6 +11,7 @@ slices = slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices)
 set_metrics_file(
     scores=snakemake.input.scores,
     classifier=snakemake.input.classifier,
+    classifier_metrics=snakemake.input.classifier_metrics,
     train=slices[slices.split == "train"],
     out_tsv=snakemake.output[0],
     cfg=JudgeConfig(**snakemake.params.judge),

@@ -16,21 +16,27 @@ def _pct(value) -> str:
     return "—" if value is None or not np.isfinite(value) else f"{100 * value:.0f}%"
 
 
+def _signed(value, scale: float = 1.0, unit: str = "") -> str:
+    if value is None or not np.isfinite(value):
+        return "—"
+    return f"{scale * value:+.0f}{unit}"
+
+
 def ceiling_sentences(ceiling: list[dict], conditions: Mapping) -> list[str]:
     lines = []
     for r in ceiling:
         label = set_label(r["ceiling"], r["group"], conditions)
-        guard = "in" if r["in_distribution"] else "OUT OF"
+        guard = "yes" if r["in_distribution"] else "no: its CNN figures are not interpretable"
         lines.append(
-            f"- Through the generator's bottleneck alone ({label}; {guard} distribution for the "
-            f"CNN in every seed: {'yes' if r['in_distribution'] else 'no'}), the share called AD "
-            f"moved from {_pct(r['cnn_AD_real'])} to {_pct(r['cnn_AD_ceiling'])} by the CNN "
-            f"({r['cnn_AD_shift'] * 100:+.0f} points) and from {_pct(r['likelihood_AD_real'])} to "
-            f"{_pct(r['likelihood_AD_ceiling'])} by likelihood "
-            f"({r['likelihood_AD_shift'] * 100:+.0f} points); the ventricle area moved from "
-            f"{fmt(r['anatomy_real'], 0)} to {fmt(r['anatomy_ceiling'], 0)} mm² "
-            f"({r['anatomy_shift']:+.0f}). That much of 'looks CN' (or AD) is the bottleneck's, "
-            "not the model's."
+            f"- {label} (in the CNN's distribution in every seed: {guard}): through the "
+            f"generator's bottleneck alone, the share called AD moved from "
+            f"{_pct(r['cnn_AD_real'])} to {_pct(r['cnn_AD_ceiling'])} by the CNN "
+            f"({_signed(r['cnn_AD_shift'], 100, ' points')}) and from "
+            f"{_pct(r['likelihood_AD_real'])} to {_pct(r['likelihood_AD_ceiling'])} by likelihood "
+            f"({_signed(r['likelihood_AD_shift'], 100, ' points')}); the ventricle area moved "
+            f"from {fmt(r['anatomy_real'], 0)} to {fmt(r['anatomy_ceiling'], 0)} mm² "
+            f"({_signed(r['anatomy_shift'])}). That much of what the judges say of generated "
+            "images is the bottleneck's, not the model's."
         )
     return lines
 
@@ -67,7 +73,7 @@ def separation_sentences(separation: list[dict], conditions: Mapping) -> list[st
         missed = [j for j in JUDGE_NAMES if not r[j]["separates"]]
         label = row_label("AD/CN", r["condition"], conditions)
         detail = "; ".join(
-            f"{JUDGE_NAMES[j]} {r[j]['difference']:+.2f} "
+            f"{JUDGE_NAMES[j]} {fmt(r[j]['difference'], 2)} "
             f"{interval(r[j]['low'], r[j]['high'], 2)}"
             + ("" if r[j].get("interpretable", True) else " †")
             for j in JUDGE_NAMES

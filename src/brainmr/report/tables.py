@@ -252,7 +252,7 @@ def cnn_line(cnn: dict) -> str:
         return interval(cnn.get(f"bootstrap_{key}_low"), cnn.get(f"bootstrap_{key}_high"), 3)
 
     return (
-        f"accuracy {fmt(cnn.get('accuracy'), 3)} (bootstrap 95% CI {ci('accuracy')}), balanced "
+        f"accuracy {fmt(cnn.get('accuracy'), 3)} (Wilson 95% CI {ci('accuracy')}), balanced "
         f"accuracy {fmt(cnn.get('balanced_accuracy'), 3)}, ROC AUC {fmt(cnn.get('roc_auc'), 3)} "
         f"(CI {ci('auc')}), Brier score {fmt(cnn.get('brier'), 3)}"
     )
@@ -263,8 +263,9 @@ def verdict_line(verdict: dict) -> str:
     return (
         f"the likelihood verdict ({kde['rule']}) as a classifier of held-out real slices "
         f"(n = {kde['n_AD']} AD + {kde['n_CN']} CN): accuracy {fmt(kde['accuracy'], 3)} "
-        f"(bootstrap 95% CI {interval(kde['accuracy_low'], kde['accuracy_high'], 3)}), ROC AUC "
-        f"{fmt(kde['auc'], 3)} (CI {interval(kde['auc_low'], kde['auc_high'], 3)}). The "
+        f"(Wilson 95% CI {interval(kde['accuracy_low'], kde['accuracy_high'], 3)}), ROC AUC on "
+        f"the log-likelihood margin {fmt(kde['auc'], 3)} (bootstrap 95% CI "
+        f"{interval(kde['auc_low'], kde['auc_high'], 3)}). The "
         "'misclassified (likelihood)' column means little unless this is well above chance."
     )
 

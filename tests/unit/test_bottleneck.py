@@ -1,0 +1,88 @@
+"""brainmr.diffusion.bottleneck: held-out reals through the base's VAE at the training
+resolution (the reconstruction-ceiling sets), on a tiny base built in process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from brainmr import io
+from brainmr.cohort.sets import generated_table
+from brainmr.config import stage_config
+from brainmr.diffusion import DemoBaseConfig, build_demo_base
+from brainmr.diffusion.bottleneck import load_vae, through_vae, write_ceiling_sets
+from brainmr.diffusion.common import resize_image, rgb_to_gray, slices_to_pixels
+from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition, is_ceiling
+
+TINY = dict(
+    resolution=32,
+    vae_channels=[8, 16],
+    latent_channels=4,
+    unet_channels=[16, 32],
+    text_hidden=32,
+    text_layers=1,
+    corpus_size=16,
+    vae_steps=2,
+    unet_steps=2,
+    batch_size=4,
+)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    out = tmp_path_factory.mktemp("base") / "demo"
+    build_demo_base(out, cfg=stage_config(DemoBaseConfig, "demo_base", **TINY))
+    return out
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("slices")
+    yy, xx = np.mgrid[0:160, 0:160]
+    rows = []
+    for i, (group, radius) in enumerate(
+        [("AD", 40), ("AD", 50), ("CN", 45), ("CN", 55), ("CN", 60)]
+    ):
+        image = np.exp(-((yy - 80) ** 2 + (xx - 80) ** 2) / (2 * radius**2)).astype(np.float32)
+        path = folder / f"S{i}.npy"
+        io.save_npy(path, image)
+        rows.append({"subject": f"S{i}", "group": group, "path": str(path)})
+    return pd.DataFrame(rows)
+
+
+def test_names_tell_ceiling_sets_apart():
+    assert bottleneck_name(64) == "vae64" and ceiling_condition("vae64") == "ceiling_vae64"
+    assert is_ceiling("ceiling_vae64") and not is_ceiling("brain") and not is_ceiling("real")
+
+
+def test_through_vae_is_the_generators_path(base, held_out):
+    """Resize to R, encode (posterior mean), decode, gray, back to 160: what generate_images
+    writes for an image the VAE decodes. Recomputed here step by step."""
+    vae = load_vae(str(base)).eval()
+    slices = np.stack([io.load_npy(p) for p in held_out["path"]])
+    out = through_vae(slices, vae, 32, batch_size=2)
+    assert out.shape == (5, 160, 160) and out.min() >= 0 and out.max() <= 1
+    with torch.no_grad():
+        decoded = vae.decode(vae.encode(slices_to_pixels(slices[:1], 32)).latent_dist.mean).sample
+    rgb = ((decoded + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    expected = resize_image(rgb_to_gray(rgb)[0], 160).clip(0, 1)
+    np.testing.assert_allclose(out[0], expected, atol=1e-5)
+    assert not np.allclose(out[0], slices[0], atol=0.05)  # the tiny VAE changes the image
+
+
+def test_ceiling_sets_are_written_like_generated_sets(tmp_path, base, held_out):
+    dirs = {g: tmp_path / "ceiling" / "vae32" / g for g in ("AD", "CN")}
+    write_ceiling_sets(
+        base_model=str(base), test=held_out, resolution=32, bottleneck="vae32", out_dirs=dirs
+    )
+    ad, cn = generated_table(dirs["AD"]), generated_table(dirs["CN"])
+    assert len(ad) == 2 and len(cn) == 3
+    assert set(ad["condition"]) == {"ceiling_vae32"} and set(cn["group"]) == {"CN"}
+    assert ad["subject"].tolist() == ["S0", "S1"]  # one image per held-out subject
+    assert io.load_png_gray(ad["path"].iloc[0]).shape == (160, 160)
+    with pytest.raises(ValueError, match="one folder per class"):
+        write_ceiling_sets(
+            base_model=str(base), test=held_out, resolution=32, bottleneck="x", out_dirs={}
+        )
