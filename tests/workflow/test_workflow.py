@@ -238,8 +238,20 @@ def test_end_to_end_small_run(small_run, tmp_path):
         "figure1.png",
         "figures/forest.png",
         "evaluate/kde_sensitivity.csv",
+        "morphometry.csv",
+        "morphometry.md",
+        "figures/morphometry.png",
+        "evaluate/findings.json",
     ]:
         assert (results / name).stat().st_size > 0, name
+    # one ceiling set per (VAE, resolution), not per seed: the held-out reals through it
+    assert [p.name for p in (results / "ceiling").iterdir()] == ["vae32"]
+    held_out = sum(1 for line in scans[1:] if line.split("\t")[-1] == "test")
+    ceiling = [list((results / f"ceiling/vae32/{g}").glob("*.png")) for g in ("AD", "CN")]
+    assert sum(map(len, ceiling)) == held_out > 0
+    table1 = (results / "table1.md").read_text(encoding="utf-8")
+    assert "held-out real AD through the generator (vae32)" in table1
+    assert "## What this table found" in table1
     assert len(list((results / "slices").glob("*.npy"))) == 7
     assert len(list((results / "qc").glob("*.png"))) == 7
     for seed in (0, 1):
@@ -256,8 +268,8 @@ def test_end_to_end_small_run(small_run, tmp_path):
     dreambooth_log = (results / "logs/train_dreambooth/brain/seed0/shared.log").read_text()
     assert "DreamBooth pipeline: 4/4 step (100%)" in dreambooth_log
     assert len(dreambooth_log) < 10_000
-    summary = (results / "table1_summary.md").read_text()
-    assert "SYNTHETIC" in summary and "Fisher" in summary
+    summary = (results / "table1_summary.md").read_text(encoding="utf-8")
+    assert "SYNTHETIC" in summary and "paired t" in summary and "images independent" in summary
     # the remedy: two models per seed, each class's images from its own; the remedies table
     for seed in (0, 1):
         for group in ("AD", "CN"):
