@@ -13,7 +13,7 @@ TORCH_VERSION := 2.13.0
 TORCH_INDEX ?=
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: setup demo remedies test lint format bench rulegraph report config-doc clean
+.PHONY: setup demo remedies instructions test lint format bench rulegraph report config-doc clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,13 @@ remedies: setup
 	$(BIN)/snakemake --cores $(CORES) $(REMEDIES_CONFIG)
 	$(BIN)/snakemake --cores $(CORES) $(REMEDIES_CONFIG) --report results/report.html
 	@cat results/remedies.md
+
+# The instructions study on the demo (config/instructions_demo.yaml layered on the demo config).
+INSTRUCTIONS_CONFIG := --configfile config/config.yaml config/instructions_demo.yaml
+instructions: setup
+	$(BIN)/snakemake --cores $(CORES) $(INSTRUCTIONS_CONFIG)
+	$(BIN)/snakemake --cores $(CORES) $(INSTRUCTIONS_CONFIG) --report results/report.html
+	@cat results/instructions.md
 
 test: setup
 	$(BIN)/pytest -q -ra

@@ -15,6 +15,8 @@ from brainmr.cohort import scans_for_config  # noqa: E402
 from brainmr.conditions import active_specs, conditions_of, remedies_of  # noqa: E402
 from brainmr.diffusion import DemoBaseConfig, DreamBoothConfig  # noqa: E402
 from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition  # noqa: E402
+from brainmr.config import from_section  # noqa: E402
+from brainmr.instructions import InstructionConfig, is_template, request_table  # noqa: E402
 from brainmr.evaluate.config import (  # noqa: E402
     ClassifierConfig,
     JudgeConfig,
@@ -36,6 +38,9 @@ CONDITIONS = list(CONDITION_SPECS)
 COND = conditions_of(config)
 REMEDIES = remedies_of(config)  # (baseline, remedies) or None
 SEEDS = [int(s) for s in config["seeds"]]
+INSTRUCTIONS = from_section(InstructionConfig, config["instructions"])
+# Conditions whose prompts are templates (instructions beyond the class)
+TEMPLATED = [c for c in CONDITIONS if any(map(is_template, COND[c].prompts.values()))]
 # One reconstruction-ceiling set per distinct generator bottleneck (the base's VAE at a resolution)
 BOTTLENECKS = {
     bottleneck_name(r): r
@@ -124,6 +129,30 @@ def dreambooth_params(wildcards):
     settings = COND[wildcards.condition].dreambooth_settings(config["dreambooth"])
     keys = [key for key in fields_of(DreamBoothConfig) if key != "seed"]
     return {key: settings[key] for key in keys} | {"seed": int(wildcards.seed)}
+
+
+def instruction_params(wildcards):
+    """How a templated condition's prompts are written (empty for fixed prompts)."""
+    return config["instructions"] if wildcards.condition in TEMPLATED else {}
+
+
+def instruction_requests(wildcards):
+    """Class -> one request per image (prompt, requested age and sex) of a templated condition,
+    drawn per replicate seed from the held-out reals; {} for fixed prompts."""
+    if wildcards.condition not in TEMPLATED:
+        return {}
+    heldout = SCANS[SCANS.split == "test"]
+    return {
+        group: request_table(
+            COND[wildcards.condition].prompts[group],
+            heldout,
+            group,
+            config["generate"]["n_images"],
+            INSTRUCTIONS,
+            int(wildcards.seed),
+        ).to_dict("records")
+        for group in GROUPS
+    }
 
 
 DEMO_BASE_PARAMS = {key: config["demo_base"][key] for key in fields_of(DemoBaseConfig)}

@@ -96,6 +96,7 @@ rule train_dreambooth:
         base_model=config["base_model"],
         prompts=training_prompts,
         dreambooth=dreambooth_params,
+        instructions=instruction_params,
         work_dir="results/models/{condition}/seed{seed}/{model}",
     script:
         "../scripts/train_dreambooth.py"

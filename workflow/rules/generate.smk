@@ -23,5 +23,6 @@ rule generate_images:
     params:
         prompts=prompts_of,
         generate=generation_params,
+        requests=instruction_requests,
     script:
         "../scripts/generate_images.py"

@@ -1,5 +1,7 @@
 import _brainmr_path  # noqa: F401
 
+import pandas as pd
+
 from brainmr.diffusion import GenerateConfig, generate_image_sets
 from brainmr.logs import log_to
 
@@ -12,4 +14,5 @@ generate_image_sets(
     out_dirs={group: snakemake.output[group] for group in groups},
     cfgs={group: GenerateConfig(**snakemake.params.generate[group]) for group in groups},
     threads=snakemake.threads,
+    requests={g: pd.DataFrame(rows) for g, rows in snakemake.params.requests.items()},
 )

@@ -15,4 +15,6 @@ write_demo_scan(
     atrophy=demo.atrophy,
     voxel_mm=demo.voxel_mm,
     seed=demo_scan_seed(demo, snakemake.wildcards.image_id),
+    age=snakemake.params.age,  # the collection table's age and sex for this scan (validated)
+    sex=snakemake.params.sex,
 )

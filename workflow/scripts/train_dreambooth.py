@@ -8,16 +8,20 @@ from brainmr.diffusion import (
     GenerateConfig,
     train_dreambooth,
 )
+from brainmr.instructions import InstructionConfig
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
 slices = slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices)
+# template prompts are written per slice from its subject's age and sex
+params = snakemake.params.instructions
+instructions = InstructionConfig(**params) if params else None
 # Checkpointing and validation settings come from config, not params: changing them must not
 # rerun training.
 train_dreambooth(
     base_model=snakemake.params.base_model,
-    instances=instance_set(slices, snakemake.params.prompts),
+    instances=instance_set(slices, snakemake.params.prompts, instructions),
     pipeline_dir=snakemake.output.model,
     work_dir=snakemake.params.work_dir,
     cfg=DreamBoothConfig(**snakemake.params.dreambooth),

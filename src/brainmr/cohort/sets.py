@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from brainmr import GROUPS
+from brainmr.instructions import InstructionConfig, render
 
 
 def slice_table(scans: pd.DataFrame, slice_paths: list[str]) -> pd.DataFrame:
@@ -19,9 +20,12 @@ def slice_table(scans: pd.DataFrame, slice_paths: list[str]) -> pd.DataFrame:
     return rows.assign(path=rows.subject.map(by_subject)).reset_index(drop=True)
 
 
-def instance_set(slices: pd.DataFrame, prompts: dict[str, str]) -> pd.DataFrame:
+def instance_set(
+    slices: pd.DataFrame, prompts: dict[str, str], instructions: InstructionConfig | None = None
+) -> pd.DataFrame:
     """Train slices of the classes in ``prompts`` (class -> prompt; a model of one class gets
-    one), each with its class's prompt (prompts are kept whole: commas too)."""
+    one), each with its class's prompt (prompts are kept whole: commas too). A template prompt
+    is written per slice from its subject's fields (brainmr.instructions)."""
     unknown = sorted(set(prompts) - set(GROUPS))
     if unknown:
         raise ValueError(f"prompts for unknown class(es) {unknown} (classes: {list(GROUPS)})")
@@ -30,7 +34,8 @@ def instance_set(slices: pd.DataFrame, prompts: dict[str, str]) -> pd.DataFrame:
     if empty:
         raise ValueError(f"no train slices of class(es) {empty}")
     out = train[["subject", "group", "path"]].copy()
-    out["prompt"] = out.group.map(prompts)
+    rows = train.to_dict("records")
+    out["prompt"] = [render(prompts[row["group"]], row, instructions) for row in rows]
     return out.reset_index(drop=True)
 
 

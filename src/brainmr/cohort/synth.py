@@ -9,6 +9,10 @@ Each subject then gets, deterministically from its seed:
   within a depth of the CSF turn to CSF) and smaller hippocampi (the same erosion inside two
   ellipsoids around the hippocampi). CN heads get only a small normal variation of ventricle size;
   an AD and a CN head of the same seed differ only by the atrophy.
+- with ``age`` and ``sex`` given (the collection table's): ageing past REFERENCE_AGE widens the
+  ventricles (faster in AD) and the sulci, and the whole head is scaled by SEX_SCALE (men's
+  larger); without them the head is exactly the ageless, sexless one. Neither draws a random
+  number: the same seed gives the same subject whatever its age and sex.
 - a smooth random deformation, a random rigid pose (rotations up to 10 degrees about each axis,
   shifts up to 10 mm), a smooth multiplicative bias field and Rician noise,
 - resampling (one trilinear ``map_coordinates`` pass) onto an isotropic ``voxel_mm`` grid in an
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +53,20 @@ VENTRICLE_MM, CORTEX_MM, HIPPOCAMPUS_EROSION_MM = 3.0, 1.0, 2.0
 DEFORMATION_MM = 1.5  # root-mean-square displacement of the subject deformation, per axis
 BIAS_LOG_SD = 0.1  # root-mean-square of the log bias field
 GROUP_ATROPHY = {"CN": 0.0, "MCI": 0.5, "AD": 1.0}
+# Age: the template anatomy stands for REFERENCE_AGE (the demo's youngest); edits only turn tissue
+# into CSF, so younger subjects keep it unchanged.
+REFERENCE_AGE = 60.0
+AGE_RANGE = (18.0, 110.0)  # adult ages; anything else is a data error, not a subject
+# 1.5 mm more ventricle reach over the demo's 60-89 years: clearly visible, yet half of the
+# full AD dilation (VENTRICLE_MM), so age does not mimic AD.
+AGE_VENTRICLE_MM_PER_YEAR = 0.05
+# 0.45 mm of cortex over 60-89 years: healthy cortical thinning is ~0.01-0.02 mm a year.
+AGE_CORTEX_MM_PER_YEAR = 0.015
+# Ventricles widen 1.5x as fast with age at full AD atrophy (MCI half way): faster in AD.
+AD_AGE_FACTOR = 1.5
+# Linear head size about HEAD_CENTRE_MM: men's brains ~(1.03/0.97)^3 = 1.2x women's in volume
+# (somewhat above the ~1.1-1.15x measured, so that the signal is clear).
+SEX_SCALE = {"F": 0.97, "M": 1.03}
 
 
 @dataclass(frozen=True)
@@ -208,6 +227,30 @@ def _anatomy() -> _Anatomy:
     )
 
 
+def _check_age(age: float | None) -> float | None:
+    """A finite adult age (AGE_RANGE) as a float, or None (no ageing)."""
+    if age is None:
+        return None
+    if isinstance(age, bool) or not isinstance(age, numbers.Real):
+        raise ValueError(f"age must be a number of years, got {age!r}")
+    if not (np.isfinite(age) and AGE_RANGE[0] <= age <= AGE_RANGE[1]):
+        raise ValueError(f"age must be finite and within {AGE_RANGE} years, got {age!r}")
+    return float(age)
+
+
+def sex_scaling(sex: str | None) -> np.ndarray:
+    """4x4 map from a subject's head (mm) to the template (MNI mm): sampling the template
+    through it scales the head by SEX_SCALE[sex] about HEAD_CENTRE_MM. Identity for None."""
+    if sex is None:
+        return np.eye(4)
+    if sex not in SEX_SCALE:
+        raise ValueError(f"unknown sex {sex!r}: expected one of {sorted(SEX_SCALE)}")
+    scaling = np.eye(4)
+    scaling[:3, :3] /= SEX_SCALE[sex]
+    scaling[:3, 3] = HEAD_CENTRE_MM - HEAD_CENTRE_MM / SEX_SCALE[sex]
+    return scaling
+
+
 def _apply_edit(canvas: np.ndarray, edit: _Edit, reach_mm: float) -> np.ndarray:
     """Turn the edit's voxels within ``reach_mm`` into CSF (partial volume at the border).
     Distances are voxel-centre distances (EDT), so a voxel spans [distance - 1, distance] mm
@@ -219,9 +262,12 @@ def _apply_edit(canvas: np.ndarray, edit: _Edit, reach_mm: float) -> np.ndarray:
 
 
 def _subject_canvas(
-    anatomy: _Anatomy, rng: np.random.Generator, atrophy: float
+    anatomy: _Anatomy, rng: np.random.Generator, atrophy: float, age: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The subject's head and true brain mask on the template canvas."""
+    """The subject's head and true brain mask on the template canvas; ``atrophy`` is the AD
+    strength (the group's share of it times the demo's atrophy), ``age`` adds ageing (None:
+    none). Sex does not change the canvas: its scale is applied when sampling (sex_scaling)."""
+    age = _check_age(age)
     canvas = anatomy.brain.copy()
     thickness = rng.uniform(0.85, 1.2)  # skull and scalp thickness
     canvas.reshape(-1)[anatomy.shell_index] = np.interp(
@@ -230,9 +276,14 @@ def _subject_canvas(
     normal_ventricles = rng.uniform(0.0, 1.0)  # mm; ageing variation present in every group
     severity = rng.uniform(0.7, 1.3)  # how far along the disease this subject is
     ad = atrophy * severity
-    _apply_edit(canvas, anatomy.ventricles, normal_ventricles + ad * VENTRICLE_MM)
-    _apply_edit(canvas, anatomy.cortex, ad * CORTEX_MM)
-    shrunk = _apply_edit(canvas, anatomy.surface, ad * CORTEX_MM)
+    ventricle_mm, cortex_mm = normal_ventricles + ad * VENTRICLE_MM, ad * CORTEX_MM
+    if age is not None:  # (kept out of the sums otherwise: the ageless head stays bit-identical)
+        years = max(age - REFERENCE_AGE, 0.0)
+        ventricle_mm += AGE_VENTRICLE_MM_PER_YEAR * years * (1 + (AD_AGE_FACTOR - 1) * atrophy)
+        cortex_mm += AGE_CORTEX_MM_PER_YEAR * years
+    _apply_edit(canvas, anatomy.ventricles, ventricle_mm)
+    _apply_edit(canvas, anatomy.cortex, cortex_mm)
+    shrunk = _apply_edit(canvas, anatomy.surface, cortex_mm)
     _apply_edit(canvas, anatomy.hippocampi, ad * HIPPOCAMPUS_EROSION_MM)
     mask = anatomy.mask.copy()
     # tissue lost at the outer surface leaves the brain: that CSF is outside the brain mask
@@ -286,12 +337,22 @@ def scanner_grid(voxel_mm: float, orientation: str = "PIR") -> tuple[tuple[int, 
 
 
 def _synthesize(
-    *, group: str, atrophy: float, voxel_mm: float, seed: int, orientation: str, with_mask: bool
+    *,
+    group: str,
+    atrophy: float,
+    voxel_mm: float,
+    seed: int,
+    orientation: str,
+    with_mask: bool,
+    age: float | None = None,
+    sex: str | None = None,
 ) -> tuple[nib.Nifti1Image, nib.Nifti1Image | None]:
     if group not in GROUP_ATROPHY:
         raise ValueError(f"unknown group {group!r}: expected one of {sorted(GROUP_ATROPHY)}")
     if atrophy < 0 or voxel_mm <= 0:
         raise ValueError(f"atrophy must be >= 0 and voxel_mm > 0 (got {atrophy}, {voxel_mm})")
+    age = _check_age(age)  # before the costly anatomy: a bad age or sex fails fast
+    head_to_mni = sex_scaling(sex)
     anatomy = _anatomy()
     rng = np.random.default_rng(seed)
     # Draw every random number in the same order whatever the group: same seed, same subject.
@@ -299,7 +360,7 @@ def _synthesize(
     shift = rng.uniform(-10, 10, 3)
     gain = rng.uniform(600, 1000)
     noise_sd = rng.uniform(0.015, 0.03)
-    canvas, mask = _subject_canvas(anatomy, rng, atrophy * GROUP_ATROPHY[group])
+    canvas, mask = _subject_canvas(anatomy, rng, atrophy * GROUP_ATROPHY[group], age)
 
     shape, out_affine = scanner_grid(voxel_mm, orientation)
     # scanner mm = R (mni - centre) + shift; so mni = R^T (scanner - shift) + centre
@@ -307,6 +368,8 @@ def _synthesize(
     scanner_to_mni = np.eye(4)
     scanner_to_mni[:3, :3] = rot.T
     scanner_to_mni[:3, 3] = HEAD_CENTRE_MM - rot.T @ shift
+    if sex is not None:  # the head scaled about its centre (skipped for None: same bytes)
+        scanner_to_mni = head_to_mni @ scanner_to_mni
     to_canvas = np.linalg.inv(anatomy.affine) @ scanner_to_mni @ out_affine
     coords = np.stack(_world_grid(shape, to_canvas))
     for axis in range(3):  # subject-level smooth deformation (canvas voxels are 1 mm)
@@ -333,12 +396,20 @@ def _synthesize(
 
 
 def synthesize_head(
-    *, group: str, atrophy: float, voxel_mm: float, seed: int, orientation: str = "PIR"
+    *,
+    group: str,
+    atrophy: float,
+    voxel_mm: float,
+    seed: int,
+    orientation: str = "PIR",
+    age: float | None = None,
+    sex: str | None = None,
 ) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
     """One synthetic T1 head (int16) and its true brain mask (uint8) in the same voxel space.
 
     ``group`` is AD, CN or MCI (half the AD atrophy); ``atrophy`` scales the AD changes (0: none);
-    the same ``seed`` gives the same subject (pose, deformation, bias, noise) in every group."""
+    the same ``seed`` gives the same subject (pose, deformation, bias, noise) in every group, at
+    every ``age`` (years, 18-110) and ``sex`` (F or M); None for either leaves it out."""
     head, mask = _synthesize(
         group=group,
         atrophy=atrophy,
@@ -346,6 +417,8 @@ def synthesize_head(
         seed=seed,
         orientation=orientation,
         with_mask=True,
+        age=age,
+        sex=sex,
     )
     assert mask is not None
     return head, mask
@@ -364,7 +437,16 @@ def save_nifti(path: str | Path, image: nib.Nifti1Image) -> None:
         tmp.write_bytes(payload)
 
 
-def write_demo_scan(path: Path, *, group: str, atrophy: float, voxel_mm: float, seed: int) -> None:
+def write_demo_scan(
+    path: Path,
+    *,
+    group: str,
+    atrophy: float,
+    voxel_mm: float,
+    seed: int,
+    age: float | None = None,
+    sex: str | None = None,
+) -> None:
     """Write one synthetic T1 head (see the module docstring) as a NIfTI file at ``path``."""
     head, _ = _synthesize(
         group=group,
@@ -373,5 +455,7 @@ def write_demo_scan(path: Path, *, group: str, atrophy: float, voxel_mm: float, 
         seed=seed,
         orientation="PIR",
         with_mask=False,
+        age=age,
+        sex=sex,
     )
     save_nifti(path, head)

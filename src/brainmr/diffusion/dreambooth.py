@@ -306,6 +306,17 @@ def class_images(base_model: str, cfg: DreamBoothConfig, folder: Path, base_dige
 
 
 # ----------------------------------------------------------------------------- outputs
+def validation_prompts(data: InstanceSet, per_class: int = 2) -> list[str]:
+    """The instance prompts validation grids are drawn for: every one for fixed prompts (one per
+    class); with templates (a prompt per age bin and sex), the first ``per_class`` of each class,
+    so that validation's cost does not grow with the cohort."""
+    chosen: set[str] = set()
+    for group in sorted(set(data.groups)):
+        prompts = sorted({p for p, g in zip(data.prompts, data.groups, strict=True) if g == group})
+        chosen.update(prompts[:per_class])
+    return sorted(chosen)
+
+
 def write_loss_log(work_dir: Path, history: list) -> None:
     """loss.tsv (step, loss, lr) and loss.png."""
     import matplotlib
@@ -491,7 +502,7 @@ def train_dreambooth(
     validation_dir = work_dir / "validation"
     if start == 0 and validation_dir.exists():
         shutil.rmtree(validation_dir)  # grids of an earlier run
-    instance_prompts = sorted(set(data.prompts))
+    instance_prompts = validation_prompts(data)
     n_instance = len(data.prompts)
 
     def validate(step: int) -> None:

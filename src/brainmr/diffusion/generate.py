@@ -56,7 +56,7 @@ def load_pipeline(model_dir: Path, *, scheduler: str, mixed_precision: str = "no
 def sample_images(
     pipe,
     *,
-    prompt: str,
+    prompt: str | list[str],
     seeds: list[int],
     num_inference_steps: int,
     guidance_scale: float,
@@ -65,10 +65,13 @@ def sample_images(
 ) -> np.ndarray:
     """Grayscale images (len(seeds), R, R) in [0, 1] at ``resolution`` (default: the model's),
     one generator per image (seeded with its own seed) so each image is independent of its
-    batch."""
+    batch. ``prompt``: one for all images, or one per image (instructions beyond the class)."""
     generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    prompts = [prompt] * len(seeds) if isinstance(prompt, str) else list(prompt)
+    if len(prompts) != len(seeds):
+        raise ValueError(f"{len(prompts)} prompts for {len(seeds)} images")
     out = pipe(
-        prompt=[prompt] * len(seeds),
+        prompt=prompts,
         negative_prompt=[negative_prompt] * len(seeds) if negative_prompt else None,
         num_inference_steps=num_inference_steps,
         guidance_scale=guidance_scale,
@@ -84,10 +87,11 @@ def image_name(condition: str, group: str, index: int) -> str:
     return f"{condition}_{group}_{index:03d}.png"
 
 
-def _generate(pipe, prompt: str, indices: list[int], cfg: GenerateConfig, image_size: int):
+def _generate(pipe, prompt, indices: list[int], cfg: GenerateConfig, image_size: int):
+    """Images ``indices`` of a set; ``prompt`` is one string or the set's list (one per image)."""
     images = sample_images(
         pipe,
-        prompt=prompt,
+        prompt=prompt if isinstance(prompt, str) else [prompt[i] for i in indices],
         seeds=[cfg.seed + i for i in indices],
         num_inference_steps=cfg.num_inference_steps,
         guidance_scale=cfg.guidance_scale,
@@ -105,9 +109,16 @@ def write_image_set(
     out_dir: Path,
     cfg: GenerateConfig,
     image_size: int = SLICE_SIZE,
+    requests: pd.DataFrame | None = None,
 ) -> None:
     """Write ``cfg.n_images`` images of ``prompt`` (8-bit grayscale PNGs, image_size squared)
-    and manifest.tsv (file, seed, prompt, condition, group) into ``out_dir``, atomically."""
+    and manifest.tsv (file, seed, prompt, condition, group) into ``out_dir``, atomically. With
+    ``requests`` (one row per image: prompt, requested_age, requested_sex, age_bin), image i is
+    drawn from its own prompt and the manifest carries its request."""
+    if requests is not None:
+        if len(requests) != cfg.n_images:
+            raise ValueError(f"{len(requests)} instruction requests for {cfg.n_images} images")
+        prompt = requests["prompt"].astype(str).tolist()
     rows = []
     with (
         io.atomic_dir(out_dir) as tmp,
@@ -119,11 +130,21 @@ def write_image_set(
             for i, image in zip(indices, images, strict=True):
                 name = image_name(condition, group, i)
                 io.save_png_gray(Path(tmp) / name, image)
-                rows.append((name, cfg.seed + i, prompt, condition, group))
+                text = prompt if isinstance(prompt, str) else prompt[i]
+                rows.append((name, cfg.seed + i, text, condition, group))
             bar.update(len(indices))
         columns = ["file", "seed", "prompt", "condition", "group"]
-        io.write_tsv(Path(tmp) / "manifest.tsv", pd.DataFrame(rows, columns=columns))
-    log.info("%d images of %r -> %s", cfg.n_images, prompt, out_dir)
+        manifest = pd.DataFrame(rows, columns=columns)
+        if requests is not None:
+            asked = requests[["requested_age", "requested_sex", "age_bin"]].reset_index(drop=True)
+            manifest = pd.concat([manifest, asked], axis=1)
+        io.write_tsv(Path(tmp) / "manifest.tsv", manifest)
+    log.info(
+        "%d images of %r -> %s",
+        cfg.n_images,
+        prompt if requests is None else "instructions",
+        out_dir,
+    )
 
 
 def generate_images(
@@ -158,10 +179,12 @@ def generate_image_sets(
     cfgs: dict[str, GenerateConfig],
     image_size: int = SLICE_SIZE,
     threads: int = 1,
+    requests: dict[str, pd.DataFrame] | None = None,
 ) -> None:
     """Every class's image set of a condition: ``model_dirs``, ``prompts``, ``out_dirs`` and
     ``cfgs`` map class -> pipeline folder, prompt, output folder and settings (guidance and
-    negative prompt may differ by class). A model shared by classes is loaded once."""
+    negative prompt may differ by class). A model shared by classes is loaded once.
+    ``requests``: class -> one instruction request per image (templated conditions)."""
     for name, mapping in (("models", model_dirs), ("folders", out_dirs), ("settings", cfgs)):
         if set(mapping) != set(prompts):
             raise ValueError(f"prompts for {sorted(prompts)} but {name} for {sorted(mapping)}")
@@ -182,6 +205,7 @@ def generate_image_sets(
             out_dir=Path(out_dirs[group]),
             cfg=cfg,
             image_size=image_size,
+            requests=(requests or {}).get(group),
         )
 
 
