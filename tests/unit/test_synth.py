@@ -1,4 +1,4 @@
-"""Synthetic ADNI-like heads: geometry, determinism, skull and scalp, AD atrophy."""
+"""Synthetic ADNI-like heads: geometry, determinism, skull and scalp, AD atrophy, age and sex."""
 
 from __future__ import annotations
 
@@ -8,8 +8,18 @@ import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
+from scipy import stats as sps
 
-from brainmr.cohort.synth import FOV_MM, synthesize_head, write_demo_scan
+from brainmr.cohort.synth import (
+    AGE_VENTRICLE_MM_PER_YEAR,
+    CSF,
+    FOV_MM,
+    SEX_SCALE,
+    _anatomy,
+    _subject_canvas,
+    synthesize_head,
+    write_demo_scan,
+)
 
 VOXEL_MM = 1.5  # coarser than the demo's 1.2 mm: the same code, a faster test
 
@@ -121,3 +131,79 @@ def test_bbox_is_the_box_of_the_true_voxels_plus_margin_clipped(margin):
     hi = np.minimum(index.max(0) + margin + 1, mask.shape)
     expected = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
     assert _bbox(mask, margin) == expected
+
+
+def test_no_age_or_sex_is_the_head_as_before(heads):
+    head, mask = synthesize_head(
+        group="CN", atrophy=1.0, voxel_mm=VOXEL_MM, seed=7, age=None, sex=None
+    )
+    assert np.array_equal(_data(head), _data(heads["cn"][0]))
+    assert np.array_equal(_data(mask), _data(heads["cn"][1]))
+
+
+@pytest.mark.parametrize(
+    ("age", "sex", "match"),
+    [
+        (70, "f", "unknown sex 'f'"),
+        (70, "W", "unknown sex 'W'"),
+        (17, "F", "within"),
+        (111, "M", "within"),
+        (float("nan"), "M", "within"),
+        (float("inf"), "F", "within"),
+        ("70", "F", "number"),
+        (True, "F", "number"),
+    ],
+)
+def test_invalid_age_or_sex_is_refused(age, sex, match):
+    with pytest.raises(ValueError, match=match):
+        synthesize_head(group="CN", atrophy=1.0, voxel_mm=2.0, seed=0, age=age, sex=sex)
+
+
+def _canvas(seed: int, atrophy: float, age: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """A subject's canvas and the generator's state after it (the draws it consumed)."""
+    rng = np.random.default_rng(seed)
+    canvas, _ = _subject_canvas(_anatomy(), rng, atrophy, age)
+    return canvas, rng.random(4)
+
+
+def _ventricle_csf(canvas: np.ndarray) -> float:
+    """CSF (fractional, voxels = mm3) added around the ventricles."""
+    values = canvas.reshape(-1)[_anatomy().ventricles.index]
+    return float(np.sum((values < 0.4) * 1.0))
+
+
+def test_age_widens_the_ventricles_faster_in_ad_and_draws_no_random_numbers():
+    cn = {age: _canvas(5, 0.0, age) for age in (None, 40, 60, 62, 85)}
+    ad = {age: _canvas(5, 1.0, age) for age in (62, 85)}
+    after = cn[None][1]
+    assert all(np.array_equal(state, after) for _, state in [*cn.values(), *ad.values()])
+    # edits only add CSF: at or below the reference age the head is the ageless one
+    assert np.array_equal(cn[40][0], cn[None][0]) and np.array_equal(cn[60][0], cn[None][0])
+    grown_cn = _ventricle_csf(cn[85][0]) - _ventricle_csf(cn[62][0])
+    grown_ad = _ventricle_csf(ad[85][0]) - _ventricle_csf(ad[62][0])
+    # 23 years: 1.15 mm more reach (CN), 1.7 mm (AD); the ventricles' surface is ~10^4 mm2
+    assert 23 * AGE_VENTRICLE_MM_PER_YEAR == pytest.approx(1.15)
+    assert 3000 < grown_cn < grown_ad, (grown_cn, grown_ad)
+    # age only turns tissue into CSF: nothing gets brighter
+    assert np.all(cn[85][0] <= cn[62][0] + 1e-6) and cn[85][0].min() >= min(CSF, 0.0)
+
+
+def test_older_head_has_larger_ventricles_in_the_scan():
+    young, old = (
+        synthesize_head(group="CN", atrophy=1.0, voxel_mm=2.0, seed=9, age=age, sex="F")
+        for age in (62, 85)
+    )
+    assert _interior_csf_voxels(*old) > 1.2 * _interior_csf_voxels(*young)
+
+
+def test_men_have_larger_brains_than_women_by_the_sex_scale():
+    def volume(seed: int, sex: str) -> float:
+        _, mask = synthesize_head(group="CN", atrophy=1.0, voxel_mm=2.0, seed=seed, sex=sex)
+        return float(_data(mask).sum()) * 2.0**3
+
+    women = [volume(seed, "F") for seed in (1, 2, 3)]
+    men = [volume(seed, "M") for seed in (4, 5, 6)]
+    expected = (SEX_SCALE["M"] / SEX_SCALE["F"]) ** 3  # 1.197
+    assert volume(1, "M") / women[0] == pytest.approx(expected, rel=0.02)
+    interval = sps.ttest_ind(men, women, equal_var=False).confidence_interval()
+    assert interval.low > 0.1 * np.mean(women), (interval, men, women)

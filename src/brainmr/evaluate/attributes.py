@@ -92,9 +92,9 @@ def fit_judge(
     generator = torch.Generator().manual_seed(cfg.seed)
     model = judge_net(arch).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.cnn_learning_rate, weight_decay=1e-4)
-    y_all = torch.from_numpy(np.asarray(targets, dtype=np.float32))
-    x, y = to_tensor(images[~is_val]), y_all[torch.from_numpy(~is_val)]
-    xv, yv = to_tensor(images[is_val]), y_all[torch.from_numpy(is_val)]
+    targets, is_val = np.asarray(targets, dtype=np.float32), np.asarray(is_val, dtype=bool)
+    x, y = to_tensor(images[~is_val]), torch.from_numpy(targets[~is_val])
+    xv, yv = to_tensor(images[is_val]), torch.from_numpy(targets[is_val])
     best = {"loss": math.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
     history = []
     for epoch in progress(range(1, cfg.cnn_epochs + 1), desc=f"{what} epochs", unit="epoch"):
