@@ -21,6 +21,7 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/dreambooth.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/instructions.smk"
 include: "workflow/rules/report.smk"
 
 

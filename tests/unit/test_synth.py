@@ -166,10 +166,9 @@ def _canvas(seed: int, atrophy: float, age: float | None) -> tuple[np.ndarray, n
     return canvas, rng.random(4)
 
 
-def _ventricle_csf(canvas: np.ndarray) -> float:
-    """CSF (fractional, voxels = mm3) added around the ventricles."""
-    values = canvas.reshape(-1)[_anatomy().ventricles.index]
-    return float(np.sum((values < 0.4) * 1.0))
+def _ventricle_csf(canvas: np.ndarray) -> int:
+    """Voxels (1 mm3) around the ventricles that are CSF-dark (below the tissue threshold)."""
+    return int(np.count_nonzero(canvas.reshape(-1)[_anatomy().ventricles.index] < 0.4))
 
 
 def test_age_widens_the_ventricles_faster_in_ad_and_draws_no_random_numbers():
@@ -183,9 +182,10 @@ def test_age_widens_the_ventricles_faster_in_ad_and_draws_no_random_numbers():
     grown_ad = _ventricle_csf(ad[85][0]) - _ventricle_csf(ad[62][0])
     # 23 years: 1.15 mm more reach (CN), 1.7 mm (AD); the ventricles' surface is ~10^4 mm2
     assert 23 * AGE_VENTRICLE_MM_PER_YEAR == pytest.approx(1.15)
-    assert 3000 < grown_cn < grown_ad, (grown_cn, grown_ad)
+    print(f"ventricle CSF voxels, 62 -> 85 years: CN +{grown_cn}, AD +{grown_ad}")
+    assert grown_cn > 8000 and grown_ad > 1.4 * grown_cn, (grown_cn, grown_ad)
     # age only turns tissue into CSF: nothing gets brighter
-    assert np.all(cn[85][0] <= cn[62][0] + 1e-6) and cn[85][0].min() >= min(CSF, 0.0)
+    assert np.all(cn[85][0] <= np.maximum(cn[62][0], CSF) + 1e-6)
 
 
 def test_older_head_has_larger_ventricles_in_the_scan():

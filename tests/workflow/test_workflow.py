@@ -205,6 +205,20 @@ def test_dry_run_adni_config_on_fixture(tmp_path):
         assert f"results/slices/{subject}.npy" in proc.stdout
 
 
+def test_dry_run_of_the_instructions_study_on_the_adni_config(tmp_path):
+    """config/instructions.yaml layered on the real config: one more model per seed, judged for
+    age and sex against the class-only baseline; the Table 1 jobs are the same otherwise."""
+    subjects = {f"{100 + i:03d}_S_{2000 + i:04d}": ("AD" if i < 3 else "CN") for i in range(7)}
+    config = adni_fixture_config(tmp_path, subjects)
+    study = str(REPO / "config/instructions.yaml")
+    proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config), study)
+    counts = job_counts(proc.stdout)
+    assert counts["train_dreambooth"] == 9 and counts["train_attribute_judges"] == 1
+    assert counts["instruction_images"] == 3 and counts["report_instructions"] == 1
+    assert "results/instructions.md" in proc.stdout
+    assert "results/models/instructed/seed2/shared/pipeline" in proc.stdout
+
+
 def test_dry_run_adni_config_missing_image_fails_before_jobs(tmp_path):
     subjects = {"100_S_2000": "AD", "101_S_2001": "CN", "102_S_2002": "CN"}
     config = adni_fixture_config(tmp_path, subjects)
@@ -249,6 +263,12 @@ def test_end_to_end_small_run(small_run, tmp_path):
     held_out = sum(1 for line in scans[1:] if line.split("\t")[-1] == "test")
     ceiling = [list((results / f"ceiling/vae32/{g}").glob("*.png")) for g in ("AD", "CN")]
     assert sum(map(len, ceiling)) == held_out > 0
+    # the templated condition: each image's prompt and request, and the study's table
+    manifest = (results / "generated/instructed/seed0/AD/manifest.tsv").read_text()
+    assert "requested_age" in manifest and "year old" in manifest
+    study = (results / "instructions.md").read_text(encoding="utf-8")
+    assert "SYNTHETIC" in study and "shuffled" in study
+    assert (results / "figures/instructions_seed1.png").stat().st_size > 0
     table1 = (results / "table1.md").read_text(encoding="utf-8")
     assert "held-out real AD through the generator (vae32)" in table1
     assert "## What this table found" in table1

@@ -34,6 +34,9 @@ rule synthesize_demo_scan:
     params:
         demo=config.get("demo", {}),
         group=group_of,
+        # the anatomy depends on the subject's age and sex, as its collection CSV gives them
+        age=lambda wildcards: float(SCANS.at[wildcards.subject, "age"]),
+        sex=lambda wildcards: str(SCANS.at[wildcards.subject, "sex"]),
     script:
         "../scripts/synthesize_demo_scan.py"
 

@@ -16,7 +16,11 @@ from brainmr.conditions import active_specs, conditions_of, remedies_of  # noqa:
 from brainmr.diffusion import DemoBaseConfig, DreamBoothConfig  # noqa: E402
 from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition  # noqa: E402
 from brainmr.config import from_section  # noqa: E402
-from brainmr.instructions import InstructionConfig, is_template, request_table  # noqa: E402
+from brainmr.instructions import (
+    InstructionConfig,
+    is_template,
+    request_table,
+)  # noqa: E402
 from brainmr.evaluate.config import (  # noqa: E402
     ClassifierConfig,
     JudgeConfig,
@@ -136,6 +140,42 @@ def instruction_params(wildcards):
     return config["instructions"] if wildcards.condition in TEMPLATED else {}
 
 
+def instruction_baseline():
+    """The class-only condition whose images, with shuffled requests, show not following."""
+    if INSTRUCTIONS.baseline is not None:
+        if (
+            INSTRUCTIONS.baseline not in CONDITIONS
+            or INSTRUCTIONS.baseline in TEMPLATED
+        ):
+            raise ValueError(
+                f"config instructions.baseline {INSTRUCTIONS.baseline!r}: not a condition "
+                "with fixed prompts"
+            )
+        return INSTRUCTIONS.baseline
+    fixed = [c for c in CONDITIONS if c not in TEMPLATED]
+    if not fixed:
+        raise ValueError(
+            "instructions: a baseline condition with fixed prompts is needed"
+        )
+    return fixed[0]
+
+
+INSTRUCTION_BASELINE = instruction_baseline() if TEMPLATED else None
+
+
+def instruction_inputs(wildcards):
+    """Class -> image folders of the templated condition (AD, CN) and of the baseline."""
+    folder = "results/generated/{c}/seed{s}/{g}"
+    return {
+        f"{role}_{g}": folder.format(c=c, s=wildcards.seed, g=g)
+        for role, c in (
+            ("instructed", wildcards.condition),
+            ("baseline", INSTRUCTION_BASELINE),
+        )
+        for g in GROUPS
+    }
+
+
 def instruction_requests(wildcards):
     """Class -> one request per image (prompt, requested age and sex) of a templated condition,
     drawn per replicate seed from the held-out reals; {} for fixed prompts."""
@@ -199,30 +239,42 @@ def image_dirs():
 
 
 def all_targets():
-    return [
-        expand("results/qc/{subject}.png", subject=SUBJECTS),
-        "results/table1.csv",
-        "results/table1.md",
-        "results/table1_vs_paper.md",
-        "results/table1_summary.csv",
-        "results/table1_summary.md",
-        "results/metrics.csv",
-        "results/evaluate/kde_sensitivity.csv",
-        "results/figure1.png",
-        "results/figures/forest.png",
-        "results/figures/likelihood_histograms.png",
-        "results/figures/memorization.png",
-        "results/morphometry.csv",
-        "results/morphometry.md",
-        "results/figures/morphometry.png",
-    ] + (
+    return (
         [
-            "results/remedies.csv",
-            "results/remedies.md",
-            "results/figures/remedies_forest.png",
+            expand("results/qc/{subject}.png", subject=SUBJECTS),
+            "results/table1.csv",
+            "results/table1.md",
+            "results/table1_vs_paper.md",
+            "results/table1_summary.csv",
+            "results/table1_summary.md",
+            "results/metrics.csv",
+            "results/evaluate/kde_sensitivity.csv",
+            "results/figure1.png",
+            "results/figures/forest.png",
+            "results/figures/likelihood_histograms.png",
+            "results/figures/memorization.png",
+            "results/morphometry.csv",
+            "results/morphometry.md",
+            "results/figures/morphometry.png",
         ]
-        if REMEDIES
-        else []
+        + (
+            [
+                "results/instructions.csv",
+                "results/instructions.md",
+                *expand("results/figures/instructions_seed{seed}.png", seed=SEEDS),
+            ]
+            if TEMPLATED
+            else []
+        )
+        + (
+            [
+                "results/remedies.csv",
+                "results/remedies.md",
+                "results/figures/remedies_forest.png",
+            ]
+            if REMEDIES
+            else []
+        )
     )
 
 

@@ -197,7 +197,9 @@ def shuffled_requests(
     return out
 
 
-def _as_bool(values: pd.Series, what: str) -> pd.Series:
+def as_bool(values: pd.Series, what: str) -> pd.Series:
+    """A True/False column, also when read back from text (where astype(bool) of "False" is
+    True)."""
     if values.dtype == bool:
         return values
     mapping = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
@@ -271,8 +273,8 @@ def instruction_table(
     if bad_roles:
         raise ValueError(f"instruction-following images table: unknown role(s) {bad_roles}")
     images = images.assign(
-        outlier=_as_bool(images["outlier"], "images table, column outlier"),
-        cnn_interpretable=_as_bool(images["cnn_interpretable"], "images table, cnn_interpretable"),
+        outlier=as_bool(images["outlier"], "images table, column outlier"),
+        cnn_interpretable=as_bool(images["cnn_interpretable"], "images table, cnn_interpretable"),
     )
     rows = _calibration_rows(reals.reset_index(drop=True), n_boot, seed)
     keys = ["condition", "group", "role", "seed"]

@@ -1,0 +1,108 @@
+# Instructions beyond the class: for each condition whose prompts are templates (age and sex), the
+# attribute judges (trained once on the real train slices), each seed's instructed images and the
+# class-only baseline's images with the same requests shuffled, judged; the study's table.
+
+
+rule train_attribute_judges:
+    input:
+        scans=rules.scans_sheet.output[0],
+        slices=slices_of(SUBJECTS),
+    output:
+        model="results/evaluate/attributes/model.pt",
+        metrics="results/evaluate/attributes/metrics.json",
+    log:
+        "results/logs/train_attribute_judges.log",
+    benchmark:
+        "results/benchmarks/train_attribute_judges.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    threads: config["job_threads"]
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=60,
+    params:
+        classifier=CLASSIFIER_PARAMS | {"seed": config["evaluate"]["seed"]},
+    script:
+        "../scripts/train_attribute_judges.py"
+
+
+rule instruction_images:
+    input:
+        unpack(instruction_inputs),
+        scores=rules.flag_outliers.output[0],
+        set_metrics=rules.set_metrics.output[0],
+        judges=rules.train_attribute_judges.output.model,
+    output:
+        "results/evaluate/seed{seed}/instructions/{condition}.tsv",
+    log:
+        "results/logs/instruction_images/seed{seed}/{condition}.log",
+    benchmark:
+        "results/benchmarks/instruction_images/seed{seed}/{condition}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        baseline=INSTRUCTION_BASELINE,
+        batch_size=config["evaluate"]["cnn_batch_size"],
+    script:
+        "../scripts/instruction_images.py"
+
+
+rule summarise_instructions:
+    input:
+        images=expand(
+            "results/evaluate/seed{seed}/instructions/{condition}.tsv",
+            seed=SEEDS,
+            condition=TEMPLATED,
+        ),
+        scans=rules.scans_sheet.output[0],
+        slices=slices_of(SUBJECTS),
+        morphometry=rules.real_morphometry.output[0],
+        judges=rules.train_attribute_judges.output.model,
+    output:
+        table="results/evaluate/instructions.tsv",
+        images="results/evaluate/instruction_images.tsv",
+        reals="results/evaluate/instruction_reals.tsv",
+    log:
+        "results/logs/summarise_instructions.log",
+    benchmark:
+        "results/benchmarks/summarise_instructions.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        n_bootstrap=config["evaluate"]["n_bootstrap"],
+        seed=config["evaluate"]["seed"],
+    script:
+        "../scripts/summarise_instructions.py"
+
+
+rule report_instructions:
+    input:
+        table=rules.summarise_instructions.output.table,
+        images=rules.summarise_instructions.output.images,
+        reals=rules.summarise_instructions.output.reals,
+    output:
+        csv=report(
+            "results/instructions.csv",
+            category="Instructions",
+            caption="../report/instructions.rst",
+        ),
+        md="results/instructions.md",
+        figures=report(
+            expand("results/figures/instructions_seed{seed}.png", seed=SEEDS),
+            category="Instructions",
+            caption="../report/instructions.rst",
+        ),
+    log:
+        "results/logs/report_instructions.log",
+    benchmark:
+        "results/benchmarks/report_instructions.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        conditions=CONDITION_SPECS,
+        seeds=SEEDS,
+        run_label=config["run_label"],
+        synthetic=config["synthetic"],
+    script:
+        "../scripts/report_instructions.py"
