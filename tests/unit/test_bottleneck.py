@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny import TINY_BASE
 
 from brainmr import io
 from brainmr.cohort.sets import generated_table
@@ -16,24 +17,11 @@ from brainmr.diffusion.bottleneck import load_vae, through_vae, write_ceiling_se
 from brainmr.diffusion.common import resize_image, rgb_to_gray, slices_to_pixels
 from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition, is_ceiling
 
-TINY = dict(
-    resolution=32,
-    vae_channels=[8, 16],
-    latent_channels=4,
-    unet_channels=[16, 32],
-    text_hidden=32,
-    text_layers=1,
-    corpus_size=16,
-    vae_steps=2,
-    unet_steps=2,
-    batch_size=4,
-)
-
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     out = tmp_path_factory.mktemp("base") / "demo"
-    build_demo_base(out, cfg=stage_config(DemoBaseConfig, "demo_base", **TINY))
+    build_demo_base(out, cfg=stage_config(DemoBaseConfig, "demo_base", **TINY_BASE))
     return out
 
 

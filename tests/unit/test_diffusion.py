@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
+from tiny import TINY_BASE
 
 from brainmr import io
 from brainmr.config import stage_config
@@ -50,18 +51,6 @@ from brainmr.diffusion.identity import base_model_digest
 
 AD_PROMPT = "AD, a MRI brain, ADNI2"
 CN_PROMPT = "CN, a MRI brain, ADNI2"
-TINY_BASE = dict(
-    resolution=32,
-    vae_channels=[8, 16],
-    latent_channels=4,
-    unet_channels=[16, 32],
-    text_hidden=32,
-    text_layers=1,
-    corpus_size=16,
-    vae_steps=2,
-    unet_steps=2,
-    batch_size=4,
-)
 
 
 def dreambooth_kwargs(overrides: dict) -> dict:

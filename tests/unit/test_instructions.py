@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from tiny import TINY_BASE
 
 from brainmr import io
 from brainmr.cohort.sets import instance_set
@@ -119,9 +120,7 @@ def test_each_instructed_image_has_its_own_prompt_and_request_in_the_manifest(tm
     )
 
     base = tmp_path / "base"
-    tiny = dict(resolution=32, vae_channels=[8, 16], latent_channels=4, unet_channels=[16, 32])
-    tiny |= dict(text_hidden=32, text_layers=1, corpus_size=16, vae_steps=2, unet_steps=2)
-    build_demo_base(base, cfg=stage_config(DemoBaseConfig, "demo_base", **tiny, batch_size=4))
+    build_demo_base(base, cfg=stage_config(DemoBaseConfig, "demo_base", **TINY_BASE))
     gen = stage_config(
         GenerateConfig, "generate", n_images=3, batch_size=2, seed=100, num_inference_steps=2
     )
