@@ -84,9 +84,10 @@ def separation_sentences(separation: list[dict], conditions: Mapping) -> list[st
             verdict = "no judge tells its AD images from its CN images"
         else:
             verdict = (
-                f"{' and '.join(JUDGE_NAMES[j] for j in found)} tell its AD images from its CN "
-                f"images, {' and '.join(JUDGE_NAMES[j] for j in missed)} do not: the judges "
-                "disagree"
+                f"{' and '.join(JUDGE_NAMES[j] for j in found)} "
+                f"{'tells' if len(found) == 1 else 'tell'} its AD images from its CN images, "
+                f"{' and '.join(JUDGE_NAMES[j] for j in missed)} "
+                f"{'does' if len(missed) == 1 else 'do'} not: the judges disagree"
             )
         lines.append(
             f"- {label}: {verdict} (AD − CN, seed mean [t 95%]: share called AD, and ventricle "

@@ -219,12 +219,10 @@ def write_instructions_files(
 ) -> None:
     """Read evaluate's study tables and write the csv, the Markdown and a figure per seed
     (``out_figures`` in ``seeds`` order)."""
-    from brainmr.report.tables import row_label
-
     if len(out_figures) != len(seeds):
         raise ValueError(f"{len(out_figures)} figure paths for {len(seeds)} seeds")
     study = io.read_tsv(table).astype({"seed": str, "condition": str})
-    labels = {c: row_label("AD/CN", c, conditions) for c in conditions}
+    labels = {c: f"{c}{conditions[c].get('label') or ''}" for c in conditions}
     write_instructions(
         table=study,
         images=io.read_tsv(images),
