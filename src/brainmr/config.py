@@ -1,7 +1,6 @@
 """Stage configs come from the validated config: the JSON schema (workflow/schemas, shipped in
 the package as brainmr/schemas) is the only source of defaults. ``schema_defaults`` gives a
-section's defaults, for tests and benchmarks; ``validate_config`` checks a config and fills its
-defaults as the workflow does, with the package alone."""
+section's defaults, for tests and benchmarks (``brainmr.validate`` checks a whole config)."""
 
 from __future__ import annotations
 
@@ -17,28 +16,6 @@ T = TypeVar("T")
 
 def load_schema(name: str = "config") -> dict[str, Any]:
     return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text(encoding="utf-8"))
-
-
-def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``config`` checked against the schema, with the schema's defaults filled in (as
-    Snakemake's ``validate(..., set_default=True)``); a violation raises
-    jsonschema.ValidationError naming the key."""
-    import copy
-
-    from jsonschema import Draft202012Validator, validators
-
-    def fill_defaults(validator, properties, instance, schema):
-        for key, sub in properties.items():
-            if isinstance(instance, dict) and "default" in sub and key not in instance:
-                instance[key] = copy.deepcopy(sub["default"])
-        yield from Draft202012Validator.VALIDATORS["properties"](
-            validator, properties, instance, schema
-        )
-
-    filling = validators.extend(Draft202012Validator, {"properties": fill_defaults})
-    out = copy.deepcopy(config)
-    filling(load_schema()).validate(out)
-    return out
 
 
 def schema_defaults(section: str) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from brainmr.config import SCHEMA_DIR, load_schema
+from brainmr.config import load_schema
 
-REPO_ROOT = SCHEMA_DIR.parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # config_doc writes into the checkout
 README_PATH = REPO_ROOT / "config" / "README.md"
 SCHEMA_PATH = "workflow/schemas/config.schema.yaml"
 NO_DEFAULT = "—"

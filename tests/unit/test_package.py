@@ -42,7 +42,7 @@ def test_a_wheel_install_validates_the_demo_config(tmp_path):
     script = (
         "import sys, yaml, brainmr\n"
         f"assert brainmr.__file__.startswith({str(target)!r}), brainmr.__file__\n"
-        "from brainmr.config import validate_config\n"
+        "from brainmr.validate import validate_config\n"
         f"config = validate_config(yaml.safe_load(open({str(REPO / 'config/config.yaml')!r})))\n"
         "assert config['evaluate']['ood_fraction'] == 0.5\n"
         "import jsonschema\n"
