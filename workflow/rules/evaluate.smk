@@ -157,7 +157,7 @@ rule score_real:
     params:
         batch_size=config["evaluate"]["cnn_batch_size"],
     script:
-        "../scripts/score_images.py"
+        "../scripts/score_real.py"
 
 
 rule flag_outliers:
@@ -259,6 +259,8 @@ rule summarise_remedies:
         "results/logs/summarise_remedies.log",
     conda:
         "../../envs/evaluate.yaml"
+    benchmark:
+        "results/benchmarks/summarise_remedies.tsv"
     params:
         baseline=REMEDIES[0] if REMEDIES else None,
         remedies=REMEDIES[1] if REMEDIES else [],

@@ -40,6 +40,8 @@ rule report_tables:
         ),
     log:
         "results/logs/report_tables.log",
+    benchmark:
+        "results/benchmarks/report_tables.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -138,6 +140,8 @@ rule report_remedies:
         ),
     log:
         "results/logs/report_remedies.log",
+    benchmark:
+        "results/benchmarks/report_remedies.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:

@@ -8,11 +8,8 @@ from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
 slices = slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices)
-is_generated = hasattr(snakemake.input, "images")  # score_generated; score_real: test slices
-score_images(
-    images=generated_table(snakemake.input.images)
-    if is_generated
-    else slices[slices.split == "test"].assign(condition="real"),
+score_images(  # a folder of images: a generated set or a ceiling set
+    images=generated_table(snakemake.input.images),
     kde_model=snakemake.input.kde,
     classifier=snakemake.input.classifier,
     train=slices[slices.split == "train"],

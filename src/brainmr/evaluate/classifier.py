@@ -27,7 +27,12 @@ from torch import nn
 from brainmr import GROUPS, SLICE_SIZE, io
 from brainmr.evaluate.config import ClassifierConfig
 from brainmr.evaluate.images import load_normalised, require_columns, require_groups
-from brainmr.evaluate.stats import bootstrap_binary_metrics, reliability_table, split_balance
+from brainmr.evaluate.stats import (
+    THRESHOLD,
+    bootstrap_binary_metrics,
+    reliability_table,
+    split_balance,
+)
 from brainmr.logs import progress
 
 log = logging.getLogger(__name__)
@@ -240,7 +245,7 @@ def split_subjects(train: pd.DataFrame, fraction: float, seed: int) -> np.ndarra
 
 def binary_metrics(labels: np.ndarray, prob_ad: np.ndarray) -> dict:
     """Accuracy, balanced accuracy, ROC AUC (None if one class only), confusion [AD, CN]."""
-    predicted = (prob_ad >= 0.5).astype(int)
+    predicted = (prob_ad >= THRESHOLD).astype(int)
     recalls = [np.mean(predicted[labels == c] == c) for c in (0, 1) if np.any(labels == c)]
     both = len(np.unique(labels)) == 2
     matrix = confusion_matrix(labels, predicted, labels=[1, 0])  # rows true, cols predicted
@@ -254,7 +259,7 @@ def binary_metrics(labels: np.ndarray, prob_ad: np.ndarray) -> dict:
             "columns": "predicted",
             "matrix": matrix.tolist(),
         },
-        "threshold": 0.5,
+        "threshold": THRESHOLD,
     }
 
 
@@ -384,7 +389,7 @@ def train_classifier(
         metrics["roc_auc"],
     )
     predictions = test[["subject", "group", "path"]].assign(
-        prob_AD=prob, predicted=np.where(prob >= 0.5, "AD", "CN")
+        prob_AD=prob, predicted=np.where(prob >= THRESHOLD, "AD", "CN")
     )
     predictions["correct"] = predictions["predicted"] == predictions["group"]
     save_classifier(out_model, model, info)

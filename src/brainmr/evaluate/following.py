@@ -22,7 +22,7 @@ from scipy import stats as sps
 from brainmr import GROUPS
 from brainmr.evaluate.images import require_columns, require_groups
 from brainmr.evaluate.morphometry import HELD_OUT, class_difference
-from brainmr.evaluate.stats import accuracy_interval, mean_interval
+from brainmr.evaluate.stats import THRESHOLD, accuracy_interval, mean_interval
 
 NAN = math.nan
 SEXES = ("F", "M")
@@ -153,7 +153,7 @@ def follow_figures(
     boot = errors[rng.integers(0, errors.size, size=(n_boot, errors.size))].mean(axis=1)
     out |= {"age_mae": float(errors.mean())}
     out["age_mae_low"], out["age_mae_high"] = (float(q) for q in np.quantile(boot, [0.025, 0.975]))
-    correct = int(np.sum((prob >= 0.5) == (sex == "M")))
+    correct = int(np.sum((prob >= THRESHOLD) == (sex == "M")))
     out["sex_accuracy"] = correct / sex.size
     out["sex_accuracy_low"], out["sex_accuracy_high"] = accuracy_interval(correct, sex.size)
     return out

@@ -17,6 +17,7 @@ from brainmr.evaluate.images import flatten, load_normalised, require_columns, r
 from brainmr.evaluate.kde import load_kde
 from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours
 from brainmr.evaluate.morphometry import MEASURES, morphometry_table
+from brainmr.evaluate.stats import THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def score_images(
             "loglik_AD": loglik["AD"],
             "loglik_CN": loglik["CN"],
             "prob_AD": prob,
-            "predicted": np.where(prob >= 0.5, "AD", "CN"),
+            "predicted": np.where(prob >= THRESHOLD, "AD", "CN"),
             "nn_corr": nn_corr,
             "nn_path": train_paths[nn_index],
         }

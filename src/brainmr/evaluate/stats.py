@@ -17,7 +17,7 @@ from scipy.optimize import brentq
 
 NAN = math.nan
 AD, CN = 1, 0  # label coding: 1 = AD
-THRESHOLD = 0.5  # P(AD) >= THRESHOLD -> predicted AD (as in classifier.binary_metrics)
+THRESHOLD = 0.5  # the one decision threshold: P(AD) >= THRESHOLD -> AD (P(M) likewise -> M)
 
 
 def _check_counts(k: int, n: int) -> tuple[int, int]:

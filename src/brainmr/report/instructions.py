@@ -23,6 +23,7 @@ from brainmr.evaluate.following import (  # noqa: E402
     as_bool,
 )
 from brainmr.evaluate.morphometry import HELD_OUT  # noqa: E402
+from brainmr.evaluate.stats import THRESHOLD  # noqa: E402
 from brainmr.report.figures import _title  # noqa: E402
 from brainmr.report.tables import (  # noqa: E402
     DASH,
@@ -125,7 +126,7 @@ def instructions_markdown(
 
 def _confusion(requested: pd.Series, prob_m: pd.Series) -> np.ndarray:
     """Counts, rows requested F/M, columns predicted F/M (P(M) >= 0.5 means M)."""
-    predicted = np.where(prob_m.to_numpy(float) >= 0.5, "M", "F")
+    predicted = np.where(prob_m.to_numpy(float) >= THRESHOLD, "M", "F")
     req = requested.astype(str).str.strip().to_numpy()
     return np.array([[np.sum((req == a) & (predicted == b)) for b in SEXES] for a in SEXES])
 
