@@ -273,3 +273,20 @@ def test_write_instructions_formats_the_table_and_draws_each_seed(table, tmp_pat
     assert len(pd.read_csv(tmp_path / "t.csv")) == len(table)
     assert "SYNTHETIC" not in (tmp_path / "t.md").read_text()
     assert all(p.stat().st_size > 0 for p in outputs.values())
+
+
+def test_a_judge_that_cannot_read_the_reals_is_marked_and_its_figures_flagged(table):
+    """The toy reals' ages are read well (r > 0.8): the age judge counts. The same reals with
+    the judge's readings shuffled: its r on the reals holds 0, and every age figure is ‡."""
+    from brainmr.report.instructions import instructions_markdown
+
+    assert table["age_judge_valid"].all() and table["sex_judge_valid"].all()
+    images, reals = toy_tables()
+    blind = reals.assign(predicted_age=np.random.default_rng(3).permutation(reals.predicted_age))
+    unread = instruction_table(images, blind, n_boot=200, seed=0)
+    assert not unread["age_judge_valid"].any() and unread["sex_judge_valid"].all()
+    md = instructions_markdown(unread, {}, "toy", True)
+    generated = [line for line in md.splitlines() if line.startswith("| instructed")]
+    assert generated and all(line.count("‡") == 3 for line in generated)  # r, slope, MAE
+    valid = instructions_markdown(table, {}, "toy", True).splitlines()
+    assert not [line for line in valid if line.startswith("| instructed") and "‡" in line]

@@ -53,6 +53,8 @@ TABLE_COLUMNS = [
     "seeds_used",
     "in_distribution",
     "headline",
+    "age_judge_valid",
+    "sex_judge_valid",
     *(f"{f}{s}" for f in FIGURES for s in ("", "_low", "_high")),
 ]
 IMAGE_COLUMNS = [
@@ -314,7 +316,17 @@ def instruction_table(
         for key, part in table.groupby(["condition", "group", "role"], sort=False)
     ]
     rows += table.to_dict(orient="records") + across
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    # A judge that cannot read its attribute on held-out reals says nothing of generated images:
+    # the age judge counts where its r on the reals (both groups) is above 0 with 95%
+    # confidence, the sex judge where its accuracy there is above chance.
+    pooled = out[(out["source"] == HELD_OUT) & (out["group"] == "all")]
+    if len(pooled) == 1:
+        out["age_judge_valid"] = bool(pooled["age_r_low"].iloc[0] > 0)
+        out["sex_judge_valid"] = bool(pooled["sex_accuracy_low"].iloc[0] > 0.5)
+    else:
+        out["age_judge_valid"] = out["sex_judge_valid"] = False
+    return out
 
 
 def _ordered(table: pd.DataFrame) -> pd.DataFrame:

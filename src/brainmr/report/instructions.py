@@ -48,12 +48,25 @@ GROUP_COLOURS = {"AD": "tab:red", "CN": "tab:blue"}
 REAL_LABELS = {g: f"held-out real {g}" for g in GROUPS} | {"all": "held-out reals, both groups"}
 
 
-def _figure_cells(row) -> list[str]:
+UNREAD = "‡"  # the judge does not read its attribute on held-out reals
+
+
+def _figure_cells(row, marked: bool = False) -> list[str]:
+    """Value [interval] per figure; with ``marked``, the figures of a judge that does not read
+    its attribute on held-out reals carry ‡."""
     cells = []
     for figure, _, digits in FIGURE_COLUMNS:
         value = fmt(row[figure], digits)
         ci = interval(row[f"{figure}_low"], row[f"{figure}_high"], digits)
-        cells.append(value if value == DASH else f"{value} {ci}")
+        cell = value if value == DASH else f"{value} {ci}"
+        judge = "age_judge_valid" if figure.startswith("age_") else "sex_judge_valid"
+        if (
+            marked
+            and figure.startswith(("age_", "sex_"))
+            and not as_bool(pd.Series([row[judge]]), judge).iloc[0]
+        ):
+            cell += f" {UNREAD}"
+        cells.append(cell)
     return cells
 
 
@@ -86,7 +99,7 @@ def sets_markdown(table: pd.DataFrame, labels: Mapping[str, str]) -> list[str]:
             for role in ROLES:
                 for r in part[part["role"] == role].to_dict(orient="records"):
                     seeds = f"{int(r['n_seeds'])} ({r['seeds_used']})"
-                    rows.append([_set_cell(r), seeds, fmt(r["n"]), *_figure_cells(r)])
+                    rows.append([_set_cell(r), seeds, fmt(r["n"]), *_figure_cells(r, True)])
             lines += [f"### {group}, {labels.get(condition, condition)}", ""]
             lines += [markdown_table(pd.DataFrame(rows, columns=columns)), ""]
     return lines
@@ -119,6 +132,9 @@ def instructions_markdown(
         f"{NOT_INTERPRETABLE} at least one seed's set is out of distribution for the judges: "
         "its figures are kept in the per-seed table but left out of the mean, unless no seed "
         "is in distribution (then every seed, and no headline).",
+        f"{UNREAD} the judge does not read its attribute on the held-out reals (age: r's "
+        "interval on both groups reaches 0 or below; sex: accuracy's reaches chance): its "
+        "figures on generated images carry no information. The morphometric columns still do.",
         "",
     ]
     return "\n".join(lines + sets_markdown(table, labels))
