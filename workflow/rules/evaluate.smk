@@ -257,10 +257,10 @@ rule summarise_remedies:
         "results/evaluate/remedies.tsv",
     log:
         "results/logs/summarise_remedies.log",
-    conda:
-        "../../envs/evaluate.yaml"
     benchmark:
         "results/benchmarks/summarise_remedies.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
     params:
         baseline=REMEDIES[0] if REMEDIES else None,
         remedies=REMEDIES[1] if REMEDIES else [],
