@@ -290,3 +290,14 @@ def test_a_judge_that_cannot_read_the_reals_is_marked_and_its_figures_flagged(ta
     assert generated and all(line.count("‡") == 3 for line in generated)  # r, slope, MAE
     valid = instructions_markdown(table, {}, "toy", True).splitlines()
     assert not [line for line in valid if line.startswith("| instructed") and "‡" in line]
+
+
+def test_sex_auc_reads_the_judges_probability_against_the_request():
+    """P(M) ordering the requests perfectly gives AUC 1; reversed, 0; one sex requested: nan."""
+    age = np.array([60.0, 70.0, 80.0, 65.0])
+    sex = np.array(["F", "F", "M", "M"])
+    good = follow_figures(age, age, sex, [0.1, 0.4, 0.6, 0.9], n_boot=100)
+    bad = follow_figures(age, age, sex, [0.9, 0.6, 0.4, 0.1], n_boot=100)
+    assert good["sex_auc"] == 1.0 and bad["sex_auc"] == 0.0
+    one = follow_figures(age, age, np.array(["F"] * 4), [0.1, 0.4, 0.6, 0.9], n_boot=100)
+    assert math.isnan(one["sex_auc"])

@@ -22,7 +22,12 @@ from scipy import stats as sps
 from brainmr import GROUPS
 from brainmr.evaluate.images import require_columns, require_groups
 from brainmr.evaluate.morphometry import HELD_OUT, class_difference
-from brainmr.evaluate.stats import THRESHOLD, accuracy_interval, mean_interval
+from brainmr.evaluate.stats import (
+    THRESHOLD,
+    accuracy_interval,
+    bootstrap_binary_metrics,
+    mean_interval,
+)
 
 NAN = math.nan
 SEXES = ("F", "M")
@@ -38,6 +43,7 @@ FIGURES = (
     "age_slope",
     "age_mae",
     "sex_accuracy",
+    "sex_auc",
     "ventricle_slope",
     "brain_area_M_minus_F",
 )
@@ -128,8 +134,9 @@ def follow_figures(
     """How well judged ages and sexes follow the requested ones: Pearson r (Fisher z interval),
     slope of predicted on requested age (t interval; 1 = followed at full scale, 0 = ignored),
     mean absolute error in years (percentile bootstrap), sex accuracy against the request
-    (P(M) >= 0.5 means M; Wilson) and n. NaN where a figure is undefined (no images, a constant
-    requested or predicted age)."""
+    (P(M) >= 0.5 means M; Wilson), the sex judge's AUC against the request (bootstrap) and n.
+    NaN where a figure is undefined (no images, a constant requested or predicted age, one
+    sex requested)."""
     req = _ages(requested_age, "requested age")
     pred = _ages(predicted_age, "predicted age")
     sex = _sexes(requested_sex, "requested sex")
@@ -149,6 +156,7 @@ def follow_figures(
     errors = np.abs(pred - req)
     out |= dict.fromkeys(("age_mae", "age_mae_low", "age_mae_high"), NAN)
     out |= dict.fromkeys(("sex_accuracy", "sex_accuracy_low", "sex_accuracy_high"), NAN)
+    out |= dict.fromkeys(("sex_auc", "sex_auc_low", "sex_auc_high"), NAN)
     if req.size == 0:
         return out
     rng = np.random.default_rng(seed)
@@ -158,6 +166,9 @@ def follow_figures(
     correct = int(np.sum((prob >= THRESHOLD) == (sex == "M")))
     out["sex_accuracy"] = correct / sex.size
     out["sex_accuracy_low"], out["sex_accuracy_high"] = accuracy_interval(correct, sex.size)
+    # AUC of P(M) against the requested sex (bootstrap interval; nan with one sex requested)
+    auc = bootstrap_binary_metrics((sex == "M").astype(int), prob, n_boot=n_boot, seed=seed)
+    out |= {"sex_auc": auc["auc"], "sex_auc_low": auc["auc_low"], "sex_auc_high": auc["auc_high"]}
     return out
 
 

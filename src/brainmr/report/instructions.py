@@ -41,6 +41,7 @@ FIGURE_COLUMNS = [
     ("age_slope", "age slope (predicted on requested)", 2),
     ("age_mae", "age MAE (years)", 1),
     ("sex_accuracy", "sex accuracy", 2),
+    ("sex_auc", "sex AUC", 2),
     ("ventricle_slope", "ventricle slope (mm²/year)", 1),
     ("brain_area_M_minus_F", "brain area M − F (mm²)", 0),
 ]
