@@ -21,7 +21,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    RocCurveDisplay,
+    balanced_accuracy_score,
+    confusion_matrix,
+    roc_auc_score,
+)
 from torch import nn
 
 from brainmr import GROUPS, SLICE_SIZE, io
@@ -246,12 +251,14 @@ def split_subjects(train: pd.DataFrame, fraction: float, seed: int) -> np.ndarra
 def binary_metrics(labels: np.ndarray, prob_ad: np.ndarray) -> dict:
     """Accuracy, balanced accuracy, ROC AUC (None if one class only), confusion [AD, CN]."""
     predicted = (prob_ad >= THRESHOLD).astype(int)
-    recalls = [np.mean(predicted[labels == c] == c) for c in (0, 1) if np.any(labels == c)]
     both = len(np.unique(labels)) == 2
     matrix = confusion_matrix(labels, predicted, labels=[1, 0])  # rows true, cols predicted
     return {
         "accuracy": float(np.mean(predicted == labels)),
-        "balanced_accuracy": float(np.mean(recalls)),
+        # the mean recall of the classes present (one class alone: its recall)
+        "balanced_accuracy": float(
+            balanced_accuracy_score(labels, predicted) if both else np.mean(predicted == labels)
+        ),
         "roc_auc": float(roc_auc_score(labels, prob_ad)) if both else None,
         "confusion_matrix": {
             "labels": ["AD", "CN"],
@@ -271,8 +278,7 @@ def plot_roc(labels: np.ndarray, prob_ad: np.ndarray, auc: float | None, title: 
 
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
     if auc is not None:
-        fpr, tpr, _ = roc_curve(labels, prob_ad)
-        ax.plot(fpr, tpr, lw=2, label=f"CNN (AUC = {auc:.3f})")
+        RocCurveDisplay.from_predictions(labels, prob_ad, ax=ax, name="CNN", curve_kwargs={"lw": 2})
     else:
         ax.text(0.5, 0.5, "ROC undefined: one class in test", ha="center")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="chance")

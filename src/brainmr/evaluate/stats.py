@@ -212,8 +212,10 @@ def _binary_inputs(
 def brier_score(labels: Any, prob: Any) -> float:
     """Mean squared difference between P(AD) and the 0/1 label (0 perfect, 0.25 for a constant
     0.5); nan for no samples."""
+    from sklearn.metrics import brier_score_loss
+
     y, p = _binary_inputs(labels, prob)
-    return float(np.mean((p - y) ** 2)) if y.size else NAN
+    return float(brier_score_loss(y, p, pos_label=1)) if y.size else NAN
 
 
 def _auc_rows(prob: np.ndarray, n_pos: int) -> np.ndarray:
