@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 FIELDS = ("group", "age", "age_bin", "age_bin_centre", "sex", "sex_word")
-SEXES = ("F", "M")
+GROUP_CODES = {"AD": 1, "CN": 0}  # a class's part of the request draws' seed
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,3 @@ def request_table(
             }
         )
     return pd.DataFrame(out, columns=["requested_age", "requested_sex", "age_bin", "prompt"])
-
-
-GROUP_CODES = {"AD": 1, "CN": 0}

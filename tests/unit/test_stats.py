@@ -11,6 +11,7 @@ import pytest
 from scipy import linalg, stats
 from sklearn.metrics import roc_auc_score
 
+from brainmr.evaluate.balance import split_balance
 from brainmr.evaluate.metrics import (
     brain_mask,
     frechet_distance,
@@ -31,7 +32,6 @@ from brainmr.evaluate.stats import (
     robust_low_threshold,
     seed_fraction_summary,
     sign_agreement,
-    split_balance,
     wilson_interval,
 )
 

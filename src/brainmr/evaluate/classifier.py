@@ -30,13 +30,13 @@ from sklearn.metrics import (
 from torch import nn
 
 from brainmr import GROUPS, SLICE_SIZE, io
+from brainmr.evaluate.balance import split_balance
 from brainmr.evaluate.config import ClassifierConfig
 from brainmr.evaluate.images import load_normalised, require_columns, require_groups
 from brainmr.evaluate.stats import (
     THRESHOLD,
     bootstrap_binary_metrics,
     reliability_table,
-    split_balance,
 )
 from brainmr.logs import progress
 
