@@ -27,15 +27,14 @@ import torch
 
 from brainmr import io
 from brainmr.config import stage_config
-from brainmr.diffusion import (
+from brainmr.diffusion.config import (
     DemoBaseConfig,
     DreamBoothConfig,
     DreamBoothRunConfig,
     GenerateConfig,
-    build_demo_base,
-    train_dreambooth,
 )
-from brainmr.diffusion.demo_base import build_tokenizer
+from brainmr.diffusion.demo_base import build_demo_base, build_tokenizer
+from brainmr.diffusion.dreambooth import train_dreambooth
 from brainmr.diffusion.generate import make_scheduler, sample_images
 
 PROMPTS = ["AD, a MRI brain, ADNI2", "CN, a MRI brain, ADNI2"]
@@ -283,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "attention": attention,
         "dreambooth": {
-            "trainer": "brainmr.diffusion.train_dreambooth",
+            "trainer": "brainmr.diffusion.dreambooth.train_dreambooth",
             "batch_size": plan["train_batch"],
             "steps_timed": plan["train_steps"],
             **train,

@@ -23,12 +23,8 @@ from _common import machine, write_json
 from diffusion import demo_pipeline, instance_table, sd15_pipeline
 
 from brainmr.config import stage_config
-from brainmr.diffusion import (
-    DreamBoothConfig,
-    DreamBoothRunConfig,
-    GenerateConfig,
-    train_dreambooth,
-)
+from brainmr.diffusion.config import DreamBoothConfig, DreamBoothRunConfig, GenerateConfig
+from brainmr.diffusion.dreambooth import train_dreambooth
 
 GB = 1e9
 

@@ -41,8 +41,8 @@ def run_size(name: str, epochs: int, threads: int) -> dict:
     import torch
 
     from brainmr.config import stage_config
-    from brainmr.evaluate import ClassifierConfig, KdeConfig
     from brainmr.evaluate.classifier import fit_cnn, predict_proba
+    from brainmr.evaluate.config import ClassifierConfig, KdeConfig
     from brainmr.evaluate.images import flatten, normalise_intensity
     from brainmr.evaluate.kde import fit_kde_model
     from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours

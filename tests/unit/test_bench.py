@@ -56,7 +56,7 @@ def test_every_bench_section_runs_in_quick_mode(tmp_path):
     for name in ("dryrun", "preprocess", "diffusion", "evaluate"):
         assert (tmp_path / f"{name}.json").stat().st_size > 0, name
     diffusion = json.loads((tmp_path / "diffusion.json").read_text())
-    assert diffusion["dreambooth"]["trainer"] == "brainmr.diffusion.train_dreambooth"
+    assert diffusion["dreambooth"]["trainer"] == "brainmr.diffusion.dreambooth.train_dreambooth"
     assert diffusion["dreambooth"]["cached"]["steps_per_s"] > 0
 
 

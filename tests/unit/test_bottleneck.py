@@ -12,9 +12,10 @@ from tiny import TINY_BASE
 from brainmr import io
 from brainmr.cohort.sets import generated_table
 from brainmr.config import stage_config
-from brainmr.diffusion import DemoBaseConfig, build_demo_base
 from brainmr.diffusion.bottleneck import load_vae, through_vae, write_ceiling_sets
 from brainmr.diffusion.common import resize_image, rgb_to_gray, slices_to_pixels
+from brainmr.diffusion.config import DemoBaseConfig
+from brainmr.diffusion.demo_base import build_demo_base
 from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition, is_ceiling
 
 

@@ -23,30 +23,32 @@ from tiny import TINY_BASE
 
 from brainmr import io
 from brainmr.config import stage_config
-from brainmr.diffusion import (
-    DemoBaseConfig,
-    DreamBoothConfig,
-    DreamBoothRunConfig,
-    GenerateConfig,
-    build_demo_base,
-    generate_image_sets,
-    generate_images,
-    pretrain_demo_base,
-    regenerate_image,
-    train_dreambooth,
-    write_pretrain_corpus,
-)
 from brainmr.diffusion import checkpoints as ckpt
 from brainmr.diffusion import demo_base as db_base
 from brainmr.diffusion import dreambooth as db
 from brainmr.diffusion.common import cpu_generator, noise_target, tokenize
+from brainmr.diffusion.config import (
+    DemoBaseConfig,
+    DreamBoothConfig,
+    DreamBoothRunConfig,
+    GenerateConfig,
+)
 from brainmr.diffusion.demo_base import (
+    build_demo_base,
     build_models,
     build_tokenizer,
     load_pretrain_corpus,
+    pretrain_demo_base,
     random_crop,
+    write_pretrain_corpus,
 )
-from brainmr.diffusion.generate import make_scheduler
+from brainmr.diffusion.dreambooth import train_dreambooth
+from brainmr.diffusion.generate import (
+    generate_image_sets,
+    generate_images,
+    make_scheduler,
+    regenerate_image,
+)
 from brainmr.diffusion.identity import base_model_digest
 
 AD_PROMPT = "AD, a MRI brain, ADNI2"
@@ -613,8 +615,9 @@ def test_sigkilled_training_process_resumes(tmp_path, base_dir, instances, caplo
     script.write_text(
         "import pandas as pd, torch\n"
         "from brainmr.config import stage_config\n"
-        "from brainmr.diffusion import DreamBoothConfig, DreamBoothRunConfig, GenerateConfig\n"
-        "from brainmr.diffusion import train_dreambooth\n"
+        "from brainmr.diffusion.config import DreamBoothConfig, DreamBoothRunConfig\n"
+        "from brainmr.diffusion.config import GenerateConfig\n"
+        "from brainmr.diffusion.dreambooth import train_dreambooth\n"
         "torch.set_num_threads(1)\n"
         f"cfg = stage_config(DreamBoothConfig, 'dreambooth', **{dreambooth_kwargs(settings)!r})\n"
         f"run = stage_config(DreamBoothRunConfig, 'dreambooth', **{run!r})\n"

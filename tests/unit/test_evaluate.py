@@ -15,19 +15,16 @@ from sklearn.neighbors import KernelDensity
 
 from brainmr import SLICE_SIZE, io
 from brainmr.config import stage_config
-from brainmr.evaluate import (
-    ClassifierConfig,
-    KdeConfig,
+from brainmr.evaluate.classifier import (
+    SliceCNN,
     extract_features,
-    fit_kde,
     load_classifier,
-    load_kde,
-    score_images,
+    split_subjects,
     train_classifier,
 )
-from brainmr.evaluate.classifier import SliceCNN, split_subjects
+from brainmr.evaluate.config import ClassifierConfig, KdeConfig
 from brainmr.evaluate.images import flatten, load_normalised, normalise_intensity
-from brainmr.evaluate.kde import fit_kde_model
+from brainmr.evaluate.kde import fit_kde, fit_kde_model, load_kde
 from brainmr.evaluate.metrics import (
     frechet_distance,
     memorization_summary,
@@ -35,7 +32,7 @@ from brainmr.evaluate.metrics import (
     prdc,
 )
 from brainmr.evaluate.outliers import best_loglik, outlier_threshold
-from brainmr.evaluate.scoring import SCORE_COLUMNS
+from brainmr.evaluate.scoring import SCORE_COLUMNS, score_images
 from brainmr.evaluate.toy import blob_image, toy_slices
 
 

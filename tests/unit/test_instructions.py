@@ -111,13 +111,9 @@ def test_each_instructed_image_has_its_own_prompt_and_request_in_the_manifest(tm
     """Image i of an instructed set is drawn from its own prompt with its own seed: the same
     image as a plain run of that prompt at that index; the manifest carries its request."""
     from brainmr.cohort.sets import generated_table
-    from brainmr.diffusion import (
-        DemoBaseConfig,
-        GenerateConfig,
-        build_demo_base,
-        generate_image_sets,
-        regenerate_image,
-    )
+    from brainmr.diffusion.config import DemoBaseConfig, GenerateConfig
+    from brainmr.diffusion.demo_base import build_demo_base
+    from brainmr.diffusion.generate import generate_image_sets, regenerate_image
 
     base = tmp_path / "base"
     build_demo_base(base, cfg=stage_config(DemoBaseConfig, "demo_base", **TINY_BASE))

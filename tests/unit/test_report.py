@@ -9,18 +9,12 @@ import pytest
 
 from brainmr import io
 from brainmr.config import stage_config
-from brainmr.evaluate import (
-    ClassifierConfig,
-    JudgeConfig,
-    KdeConfig,
-    fit_kde,
-    score_images,
-    train_classifier,
-)
-from brainmr.evaluate.kde import kde_sensitivity_file
+from brainmr.evaluate.classifier import train_classifier
+from brainmr.evaluate.config import ClassifierConfig, JudgeConfig, KdeConfig
+from brainmr.evaluate.kde import fit_kde, kde_sensitivity_file
 from brainmr.evaluate.outliers import flag_outlier_files
 from brainmr.evaluate.replicates import summarise_replicates
-from brainmr.evaluate.scoring import real_morphometry_file
+from brainmr.evaluate.scoring import real_morphometry_file, score_images
 from brainmr.evaluate.sets import set_metrics_file
 from brainmr.evaluate.toy import toy_slices
 from brainmr.report import make_figures, write_tables

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from brainmr.config import stage_config
-from brainmr.evaluate import JudgeConfig
+from brainmr.evaluate.config import JudgeConfig
 from brainmr.evaluate.sets import matched_fidelity, out_of_distribution, set_metrics
 
 D = 16

@@ -13,7 +13,7 @@ sys.path.insert(
 from brainmr import GROUPS  # noqa: E402
 from brainmr.cohort import scans_for_config  # noqa: E402
 from brainmr.conditions import active_specs, conditions_of, remedies_of  # noqa: E402
-from brainmr.diffusion import DemoBaseConfig, DreamBoothConfig  # noqa: E402
+from brainmr.diffusion.config import DemoBaseConfig, DreamBoothConfig  # noqa: E402
 from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition  # noqa: E402
 from brainmr.config import from_section  # noqa: E402
 from brainmr.instructions import (

@@ -1,6 +1,7 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.diffusion import DemoBaseConfig, build_demo_base
+from brainmr.diffusion.config import DemoBaseConfig
+from brainmr.diffusion.demo_base import build_demo_base
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,7 +1,8 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import slice_table
-from brainmr.evaluate import KdeConfig, fit_kde
+from brainmr.evaluate.config import KdeConfig
+from brainmr.evaluate.kde import fit_kde
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 

@@ -2,7 +2,8 @@ import _brainmr_path  # noqa: F401
 
 import pandas as pd
 
-from brainmr.diffusion import GenerateConfig, generate_image_sets
+from brainmr.diffusion.config import GenerateConfig
+from brainmr.diffusion.generate import generate_image_sets
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

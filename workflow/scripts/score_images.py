@@ -2,7 +2,7 @@ import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import slice_table
 from brainmr.cohort.sets import generated_table
-from brainmr.evaluate import score_images
+from brainmr.evaluate.scoring import score_images
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 

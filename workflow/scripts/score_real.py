@@ -1,8 +1,8 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import slice_table
-from brainmr.evaluate import score_images
 from brainmr.evaluate.outliers import REAL_CONDITION
+from brainmr.evaluate.scoring import score_images
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 

@@ -1,7 +1,7 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import slice_table
-from brainmr.evaluate import JudgeConfig
+from brainmr.evaluate.config import JudgeConfig
 from brainmr.evaluate.sets import set_metrics_file
 from brainmr.io import read_tsv
 from brainmr.logs import log_to

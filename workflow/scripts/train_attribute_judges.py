@@ -1,8 +1,8 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import slice_table
-from brainmr.evaluate import ClassifierConfig
 from brainmr.evaluate.attributes import train_attribute_judges
+from brainmr.evaluate.config import ClassifierConfig
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 

@@ -1,7 +1,8 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import slice_table
-from brainmr.evaluate import ClassifierConfig, train_classifier
+from brainmr.evaluate.classifier import train_classifier
+from brainmr.evaluate.config import ClassifierConfig
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 

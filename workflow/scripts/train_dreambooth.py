@@ -2,12 +2,8 @@ import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import instance_set, slice_table
 from brainmr.config import from_section
-from brainmr.diffusion import (
-    DreamBoothConfig,
-    DreamBoothRunConfig,
-    GenerateConfig,
-    train_dreambooth,
-)
+from brainmr.diffusion.config import DreamBoothConfig, DreamBoothRunConfig, GenerateConfig
+from brainmr.diffusion.dreambooth import train_dreambooth
 from brainmr.instructions import InstructionConfig
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
