@@ -12,5 +12,4 @@ class PreprocessConfig:
     registration_iterations: int
     shrink_factors: list[int]
     smoothing_sigmas: list[float]
-    slice_size: int
     normalise_percentile: float

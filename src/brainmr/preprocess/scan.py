@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from brainmr import io
+from brainmr import SLICE_SIZE, io
 from brainmr.preprocess.config import PreprocessConfig
 from brainmr.preprocess.qc import qc_figure
 from brainmr.preprocess.register import crop_to_mask, register_rigid, resample_to_template
@@ -67,7 +67,7 @@ def preprocess_scan(
         raise RuntimeError(f"{subject} ({scan}): the brain left the template grid after alignment")
     brain_voxels = aligned[aligned_mask]
     image = normalise_intensity(
-        center_coronal_slice(aligned, cfg.slice_size), brain_voxels, cfg.normalise_percentile
+        center_coronal_slice(aligned, SLICE_SIZE), brain_voxels, cfg.normalise_percentile
     )
     io.save_npy(slice_npy, image.astype(np.float32))
     io.save_png_gray(slice_png, image)
