@@ -13,6 +13,7 @@ sys.path.insert(
 from brainmr import GROUPS  # noqa: E402
 from brainmr.cohort import scans_for_config  # noqa: E402
 from brainmr.conditions import active_specs, conditions_of, remedies_of  # noqa: E402
+from brainmr.seeds import first_generator_seed  # noqa: E402
 from brainmr.diffusion.config import DemoBaseConfig, DreamBoothConfig  # noqa: E402
 from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition  # noqa: E402
 from brainmr.config import from_section  # noqa: E402
@@ -35,23 +36,22 @@ validate(SCANS, "../schemas/scans.schema.yaml")
 SUBJECTS = SCANS.index.tolist()
 TRAIN = SCANS.index[SCANS.split == "train"].tolist()
 TEST = SCANS.index[SCANS.split == "test"].tolist()
-CONDITION_SPECS = active_specs(
-    config
-)  # null conditions (dropped by a layered file) left out
-CONDITIONS = list(CONDITION_SPECS)
-COND = conditions_of(config)
+# Name -> Condition, in config order; null conditions (dropped by a layered file) left out
+CONDITIONS = conditions_of(config)
 REMEDIES = remedies_of(config)  # (baseline, remedies) or None
 SEEDS = [int(s) for s in config["seeds"]]
 INSTRUCTIONS = from_section(InstructionConfig, config["instructions"])
 # Conditions whose prompts are templates (instructions beyond the class)
-TEMPLATED = [c for c in CONDITIONS if any(map(is_template, COND[c].prompts.values()))]
+TEMPLATED = [
+    n for n, c in CONDITIONS.items() if any(map(is_template, c.prompts.values()))
+]
 # One reconstruction-ceiling set per distinct generator bottleneck (the base's VAE at a resolution)
 BOTTLENECKS = {
     bottleneck_name(r): r
     for r in sorted(
         {
             c.dreambooth_settings(config["dreambooth"])["resolution"]
-            for c in COND.values()
+            for c in CONDITIONS.values()
         }
     )
 }
@@ -60,7 +60,7 @@ BOTTLENECKS = {
 wildcard_constraints:
     subject="|".join(map(re.escape, SUBJECTS)),
     condition="|".join(CONDITIONS),
-    model="|".join(sorted({m for c in COND.values() for m in c.models()})),
+    model="|".join(sorted({m for c in CONDITIONS.values() for m in c.models()})),
     group="|".join(GROUPS),
     seed=r"\d+",
     bottleneck="|".join(BOTTLENECKS),
@@ -98,17 +98,17 @@ def base_model_input(wildcards):
 
 def training_prompts(wildcards):
     """Class -> prompt of the model's instance images (whole strings: prompts contain commas)."""
-    return COND[wildcards.condition].training_prompts(wildcards.model)
+    return CONDITIONS[wildcards.condition].training_prompts(wildcards.model)
 
 
 def prompts_of(wildcards):
     """The condition's class prompts, for its generated sets."""
-    return COND[wildcards.condition].prompts
+    return CONDITIONS[wildcards.condition].prompts
 
 
 def models_of(wildcards):
     """Class -> the DreamBooth pipeline that generates that class's images."""
-    condition = COND[wildcards.condition]
+    condition = CONDITIONS[wildcards.condition]
     return {
         group: f"results/models/{wildcards.condition}/seed{wildcards.seed}/"
         f"{condition.model_of(group)}/pipeline"
@@ -130,7 +130,7 @@ def dreambooth_params(wildcards):
     """The dreambooth keys a model's training reads, with its condition's overrides and the
     replicate seed: settings that do not change the model (checkpoint cadence) stay out.
     """
-    settings = COND[wildcards.condition].dreambooth_settings(config["dreambooth"])
+    settings = CONDITIONS[wildcards.condition].dreambooth_settings(config["dreambooth"])
     keys = [key for key in fields_of(DreamBoothConfig) if key != "seed"]
     return {key: settings[key] for key in keys} | {"seed": int(wildcards.seed)}
 
@@ -184,7 +184,7 @@ def instruction_requests(wildcards):
     heldout = SCANS[SCANS.split == "test"]
     return {
         group: request_table(
-            COND[wildcards.condition].prompts[group],
+            CONDITIONS[wildcards.condition].prompts[group],
             heldout,
             group,
             config["generate"]["n_images"],
@@ -224,18 +224,19 @@ def score_tables(wildcards):
     return expand(
         "results/evaluate/seed{seed}/scores/{condition}_{group}.tsv",
         seed=wildcards.seed,
-        condition=CONDITIONS + [ceiling_condition(b) for b in BOTTLENECKS],
+        condition=[*CONDITIONS, *map(ceiling_condition, BOTTLENECKS)],
         group=GROUPS,
     )
 
 
-def image_dirs():
-    return expand(
-        "results/generated/{condition}/seed{seed}/{group}",
-        condition=CONDITIONS,
-        seed=SEEDS,
-        group=GROUPS,
-    )
+def generated_sets():
+    """(folder, replicate seed) of every generated set, conditions in config order."""
+    return [
+        (f"results/generated/{c}/seed{s}/{g}", s)
+        for c in CONDITIONS
+        for s in SEEDS
+        for g in GROUPS
+    ]
 
 
 def all_targets():
@@ -279,10 +280,10 @@ def all_targets():
 
 
 def generation_params(wildcards):
-    """Class -> generate settings (with the condition's overrides). Image i of replicate seed s
-    comes from generator seed 10000 s + i (n_images <= 10000)."""
-    condition = COND[wildcards.condition]
-    seed = {"seed": 10000 * int(wildcards.seed)}
+    """Class -> generate settings (with the condition's overrides) and the set's first generator
+    seed (brainmr.seeds)."""
+    condition = CONDITIONS[wildcards.condition]
+    seed = {"seed": first_generator_seed(int(wildcards.seed))}
     return {
         group: condition.generate_settings(config["generate"], group) | seed
         for group in GROUPS

@@ -201,7 +201,7 @@ rule set_metrics:
 
 rule kde_sensitivity:
     input:
-        images=image_dirs(),
+        images=[folder for folder, _ in generated_sets()],
         scans=rules.scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
     output:
@@ -219,6 +219,7 @@ rule kde_sensitivity:
     params:
         kde=KDE_PARAMS,
         mad_k=config["evaluate"]["outlier_mad_k"],
+        seeds=[seed for _, seed in generated_sets()],
     script:
         "../scripts/kde_sensitivity.py"
 
@@ -244,7 +245,7 @@ rule summarise_replicates:
         "../../envs/evaluate.yaml"
     params:
         seeds=SEEDS,
-        conditions=CONDITIONS,
+        conditions=list(CONDITIONS),
         n_bootstrap=config["evaluate"]["n_bootstrap"],
     script:
         "../scripts/summarise_replicates.py"

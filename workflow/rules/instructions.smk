@@ -100,7 +100,7 @@ rule report_instructions:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        conditions=CONDITION_SPECS,
+        conditions=active_specs(config),
         seeds=SEEDS,
         run_label=config["run_label"],
         synthetic=config["synthetic"],

@@ -45,7 +45,7 @@ rule report_tables:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        conditions=CONDITION_SPECS,
+        conditions=active_specs(config),
         run_label=config["run_label"],
         synthetic=config["synthetic"],
         provenance=provenance,
@@ -86,7 +86,7 @@ rule figures:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        conditions=CONDITION_SPECS,
+        conditions=active_specs(config),
         run_label=config["run_label"],
         synthetic=config["synthetic"],
     script:
@@ -116,7 +116,7 @@ rule report_morphometry:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        conditions=CONDITION_SPECS,
+        conditions=active_specs(config),
         run_label=config["run_label"],
         synthetic=config["synthetic"],
     script:

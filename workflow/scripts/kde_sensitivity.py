@@ -12,7 +12,7 @@ slices = slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices)
 kde_sensitivity_file(
     train=slices[slices.split == "train"],
     test=slices[slices.split == "test"],
-    generated=generated_sets(snakemake.input.images),
+    generated=generated_sets(snakemake.input.images, snakemake.params.seeds),
     out_csv=snakemake.output[0],
     cfg=KdeConfig(**snakemake.params.kde),
     mad_k=snakemake.params.mad_k,

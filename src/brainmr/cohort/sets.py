@@ -46,17 +46,14 @@ def generated_table(images_dir: str | Path) -> pd.DataFrame:
     return manifest.assign(path=[str(images_dir / f) for f in manifest.file])
 
 
-def replicate_seed(images_dir: str | Path) -> int:
-    """The replicate seed of a generated set's folder (results/generated/<c>/seed<s>/<group>)."""
-    name = Path(images_dir).parent.name
-    if not (name.startswith("seed") and name[4:].isdigit()):
-        raise ValueError(f"{images_dir}: not in a seed<N> folder")
-    return int(name[4:])
-
-
-def generated_sets(images_dirs: list[str | Path]) -> pd.DataFrame:
-    """Every image of several generated sets, with its set's replicate ``seed``."""
-    frames = [generated_table(d).assign(seed=replicate_seed(d)) for d in images_dirs]
+def generated_sets(images_dirs: list[str | Path], seeds: list[int]) -> pd.DataFrame:
+    """Every image of several generated sets, each with its set's replicate ``seed`` (given by the
+    workflow, one per folder, never read back from a path)."""
+    if len(seeds) != len(images_dirs):
+        raise ValueError(f"{len(images_dirs)} generated image folders but {len(seeds)} seeds")
+    frames = [
+        generated_table(d).assign(seed=int(s)) for d, s in zip(images_dirs, seeds, strict=True)
+    ]
     if not frames:
         raise ValueError("no generated image folders given")
     return pd.concat(frames, ignore_index=True)
