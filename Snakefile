@@ -27,8 +27,8 @@ include: "workflow/rules/report.smk"
 
 localrules:
     all,
-    demo_collection_csv,
-    scans_sheet,
+    write_demo_collection,
+    write_scans_sheet,
 
 
 rule all:

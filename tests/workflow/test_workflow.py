@@ -82,7 +82,7 @@ def test_dry_run_default_config_lists_every_subject(tmp_path):
     assert counts["train_dreambooth"] == 2 * seeds and counts["generate_images"] == 2 * seeds
     assert counts["train_classifier"] == seeds and counts["fit_kde"] == 1
     assert counts["summarise_replicates"] == 1 and counts["report_tables"] == 1
-    assert counts["figures"] == 1 and counts["kde_sensitivity"] == 1
+    assert counts["draw_figures"] == 1 and counts["measure_kde_sensitivity"] == 1
     # the demo base pretrains on a GPU when it has one, but asks SLURM for one only if told to
     assert "gpu=1" not in job_block(proc.stdout, "pretrain_demo_base")
     assert "gpu=1" in job_block(proc.stdout, "train_dreambooth")
@@ -214,7 +214,7 @@ def test_dry_run_of_the_instructions_study_on_the_adni_config(tmp_path):
     proc = run_snakemake(tmp_path / "work", "-n", "--configfile", str(config), study)
     counts = job_counts(proc.stdout)
     assert counts["train_dreambooth"] == 9 and counts["train_attribute_judges"] == 1
-    assert counts["instruction_images"] == 3 and counts["report_instructions"] == 1
+    assert counts["judge_instructions"] == 3 and counts["report_instructions"] == 1
     assert "results/instructions.md" in proc.stdout
     assert "results/models/instructed/seed2/shared/pipeline" in proc.stdout
 
@@ -330,7 +330,7 @@ def test_end_to_end_small_run(small_run, tmp_path):
         (
             "evaluate.ood_fraction",
             0.9,
-            {"set_metrics", "report_tables"},
+            {"measure_sets", "report_tables"},
             {"flag_outliers", "train_classifier", "fit_kde"},
         ),
         # a remedy's sampling option reruns that remedy's sampling alone, not its training

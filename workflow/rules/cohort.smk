@@ -1,19 +1,19 @@
 # Cohort: the demo's collection CSV and scans (ADNI layout), and the scans sheet for both sources.
 
 
-rule demo_collection_csv:
+rule write_demo_collection:
     output:
         "results/demo/ADNI_demo_collection.csv",
     log:
-        "results/logs/demo_collection_csv.log",
+        "results/logs/write_demo_collection.log",
     benchmark:
-        "results/benchmarks/demo_collection_csv.tsv"
+        "results/benchmarks/write_demo_collection.tsv"
     conda:
         "../../envs/preprocess.yaml"
     params:
         demo=config.get("demo", {}),
     script:
-        "../scripts/demo_collection_csv.py"
+        "../scripts/write_demo_collection.py"
 
 
 rule synthesize_demo_scan:
@@ -41,19 +41,19 @@ rule synthesize_demo_scan:
         "../scripts/synthesize_demo_scan.py"
 
 
-rule scans_sheet:
+rule write_scans_sheet:
     input:
         csv=config["cohort"]["collection_csv"],
         scans=SCANS.path.tolist(),
     output:
         "results/cohort/scans.tsv",
     log:
-        "results/logs/scans_sheet.log",
+        "results/logs/write_scans_sheet.log",
     benchmark:
-        "results/benchmarks/scans_sheet.tsv"
+        "results/benchmarks/write_scans_sheet.tsv"
     conda:
         "../../envs/preprocess.yaml"
     params:
         cohort=config["cohort"],
     script:
-        "../scripts/scans_sheet.py"
+        "../scripts/write_scans_sheet.py"

@@ -3,20 +3,20 @@
 # their prompts (model "shared"), or one per class with per_class_models (models "AD", "CN").
 
 
-rule demo_pretrain_corpus:
+rule write_pretrain_corpus:
     output:
         temp("results/base/demo_corpus.npz"),
     log:
-        "results/logs/demo_pretrain_corpus.log",
+        "results/logs/write_pretrain_corpus.log",
     benchmark:
-        "results/benchmarks/demo_pretrain_corpus.tsv"
+        "results/benchmarks/write_pretrain_corpus.tsv"
     priority: 10
     conda:
         "../../envs/diffusion.yaml"
     params:
         demo_base=DEMO_BASE_PARAMS,
     script:
-        "../scripts/demo_pretrain_corpus.py"
+        "../scripts/write_pretrain_corpus.py"
 
 
 rule build_demo_base:
@@ -38,7 +38,7 @@ rule build_demo_base:
 rule pretrain_demo_base:
     input:
         base=rules.build_demo_base.output[0],
-        corpus=rules.demo_pretrain_corpus.output[0],
+        corpus=rules.write_pretrain_corpus.output[0],
     output:
         directory("results/base/demo"),
     log:
@@ -64,7 +64,7 @@ rule pretrain_demo_base:
 rule train_dreambooth:
     input:
         base=base_model_input,
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(TRAIN),
     output:
         model=directory("results/models/{condition}/seed{seed}/{model}/pipeline"),

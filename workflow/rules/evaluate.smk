@@ -6,7 +6,7 @@
 
 rule fit_kde:
     input:
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(TRAIN),
     output:
         model="results/evaluate/kde.joblib",
@@ -25,7 +25,7 @@ rule fit_kde:
 
 rule train_classifier:
     input:
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
     output:
         model="results/evaluate/seed{seed}/classifier/model.pt",
@@ -65,7 +65,7 @@ rule score_generated:
         images="results/generated/{condition}/seed{seed}/{group}",
         kde=rules.fit_kde.output.model,
         classifier=rules.train_classifier.output.model,
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(TRAIN),
     output:
         # kept (not temp): a changed outlier rule then reruns without rescoring every image
@@ -82,18 +82,18 @@ rule score_generated:
         "../scripts/score_images.py"
 
 
-rule ceiling_images:
+rule make_ceiling_images:
     input:
         base=base_model_input,
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(TEST),
     output:
         AD=directory("results/ceiling/{bottleneck}/AD"),
         CN=directory("results/ceiling/{bottleneck}/CN"),
     log:
-        "results/logs/ceiling_images/{bottleneck}.log",
+        "results/logs/make_ceiling_images/{bottleneck}.log",
     benchmark:
-        "results/benchmarks/ceiling_images/{bottleneck}.tsv"
+        "results/benchmarks/make_ceiling_images/{bottleneck}.tsv"
     conda:
         "../../envs/diffusion.yaml"
     threads: config["job_threads"]
@@ -106,7 +106,7 @@ rule ceiling_images:
         resolution=lambda wildcards: BOTTLENECKS[wildcards.bottleneck],
         mixed_precision=config["generate"]["mixed_precision"],
     script:
-        "../scripts/ceiling_images.py"
+        "../scripts/make_ceiling_images.py"
 
 
 use rule score_generated as score_ceiling with:
@@ -114,7 +114,7 @@ use rule score_generated as score_ceiling with:
         images="results/ceiling/{bottleneck}/{group}",
         kde=rules.fit_kde.output.model,
         classifier=rules.train_classifier.output.model,
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(TRAIN),
     output:
         "results/evaluate/seed{seed}/scores/ceiling_{bottleneck}_{group}.tsv",
@@ -124,27 +124,27 @@ use rule score_generated as score_ceiling with:
         "results/benchmarks/score_ceiling/seed{seed}/{bottleneck}_{group}.tsv"
 
 
-rule real_morphometry:
+rule measure_real_morphometry:
     input:
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
     output:
         "results/evaluate/morphometry_reals.tsv",
     log:
-        "results/logs/real_morphometry.log",
+        "results/logs/measure_real_morphometry.log",
     benchmark:
-        "results/benchmarks/real_morphometry.tsv"
+        "results/benchmarks/measure_real_morphometry.tsv"
     conda:
         "../../envs/evaluate.yaml"
     script:
-        "../scripts/real_morphometry.py"
+        "../scripts/measure_real_morphometry.py"
 
 
 rule score_real:
     input:
         kde=rules.fit_kde.output.model,
         classifier=rules.train_classifier.output.model,
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
     output:
         "results/evaluate/seed{seed}/scores/real_test.tsv",
@@ -178,31 +178,31 @@ rule flag_outliers:
         "../scripts/flag_outliers.py"
 
 
-rule set_metrics:
+rule measure_sets:
     input:
         scores=rules.flag_outliers.output[0],
         classifier=rules.train_classifier.output.model,
         classifier_metrics=rules.train_classifier.output.metrics,
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(TRAIN),
     output:
         "results/evaluate/seed{seed}/set_metrics.tsv",
     log:
-        "results/logs/set_metrics/seed{seed}.log",
+        "results/logs/measure_sets/seed{seed}.log",
     benchmark:
-        "results/benchmarks/set_metrics/seed{seed}.tsv"
+        "results/benchmarks/measure_sets/seed{seed}.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:
         judge=JUDGE_PARAMS,
     script:
-        "../scripts/set_metrics.py"
+        "../scripts/measure_sets.py"
 
 
-rule kde_sensitivity:
+rule measure_kde_sensitivity:
     input:
         images=[folder for folder, _ in generated_sets()],
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
     output:
         report(
@@ -211,9 +211,9 @@ rule kde_sensitivity:
             caption="../report/kde_sensitivity.rst",
         ),
     log:
-        "results/logs/kde_sensitivity.log",
+        "results/logs/measure_kde_sensitivity.log",
     benchmark:
-        "results/benchmarks/kde_sensitivity.tsv"
+        "results/benchmarks/measure_kde_sensitivity.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -221,15 +221,15 @@ rule kde_sensitivity:
         mad_k=config["evaluate"]["outlier_mad_k"],
         seeds=[seed for _, seed in generated_sets()],
     script:
-        "../scripts/kde_sensitivity.py"
+        "../scripts/measure_kde_sensitivity.py"
 
 
 rule summarise_replicates:
     input:
         scores=per_seed(rules.flag_outliers.output[0]),
-        set_metrics=per_seed(rules.set_metrics.output[0]),
+        set_metrics=per_seed(rules.measure_sets.output[0]),
         cnn=per_seed(rules.train_classifier.output.metrics),
-        reals=rules.real_morphometry.output[0],
+        reals=rules.measure_real_morphometry.output[0],
     output:
         by_seed="results/evaluate/table1_by_seed.tsv",
         summary="results/evaluate/table1_summary.tsv",

@@ -5,7 +5,7 @@
 
 rule train_attribute_judges:
     input:
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
     output:
         model="results/evaluate/attributes/model.pt",
@@ -27,25 +27,25 @@ rule train_attribute_judges:
         "../scripts/train_attribute_judges.py"
 
 
-rule instruction_images:
+rule judge_instructions:
     input:
         unpack(instruction_inputs),
         scores=rules.flag_outliers.output[0],
-        set_metrics=rules.set_metrics.output[0],
+        set_metrics=rules.measure_sets.output[0],
         judges=rules.train_attribute_judges.output.model,
     output:
         "results/evaluate/seed{seed}/instructions/{condition}.tsv",
     log:
-        "results/logs/instruction_images/seed{seed}/{condition}.log",
+        "results/logs/judge_instructions/seed{seed}/{condition}.log",
     benchmark:
-        "results/benchmarks/instruction_images/seed{seed}/{condition}.tsv"
+        "results/benchmarks/judge_instructions/seed{seed}/{condition}.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:
         baseline=INSTRUCTION_BASELINE,
         batch_size=config["evaluate"]["cnn_batch_size"],
     script:
-        "../scripts/instruction_images.py"
+        "../scripts/judge_instructions.py"
 
 
 rule summarise_instructions:
@@ -55,9 +55,9 @@ rule summarise_instructions:
             seed=SEEDS,
             condition=TEMPLATED,
         ),
-        scans=rules.scans_sheet.output[0],
+        scans=rules.write_scans_sheet.output[0],
         slices=slices_of(SUBJECTS),
-        morphometry=rules.real_morphometry.output[0],
+        morphometry=rules.measure_real_morphometry.output[0],
         judges=rules.train_attribute_judges.output.model,
     output:
         table="results/evaluate/instructions.tsv",

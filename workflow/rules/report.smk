@@ -8,8 +8,8 @@ rule report_tables:
         comparisons=rules.summarise_replicates.output.comparisons,
         verdict=rules.summarise_replicates.output.verdict,
         findings=rules.summarise_replicates.output.findings,
-        set_metrics=per_seed(rules.set_metrics.output[0]),
-        sensitivity=rules.kde_sensitivity.output[0],
+        set_metrics=per_seed(rules.measure_sets.output[0]),
+        sensitivity=rules.measure_kde_sensitivity.output[0],
         kde=rules.fit_kde.output.summary,
     output:
         csv=report(
@@ -54,10 +54,10 @@ rule report_tables:
         "../scripts/report_tables.py"
 
 
-rule figures:
+rule draw_figures:
     input:
         scores=expand(rules.flag_outliers.output[0], seed=SEEDS[0]),
-        set_metrics=expand(rules.set_metrics.output[0], seed=SEEDS[0]),
+        set_metrics=expand(rules.measure_sets.output[0], seed=SEEDS[0]),
         summary=rules.summarise_replicates.output.summary,
         by_seed=rules.summarise_replicates.output.by_seed,
     output:
@@ -80,9 +80,9 @@ rule figures:
             caption="../report/memorization.rst",
         ),
     log:
-        "results/logs/figures.log",
+        "results/logs/draw_figures.log",
     benchmark:
-        "results/benchmarks/figures.tsv"
+        "results/benchmarks/draw_figures.tsv"
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -90,7 +90,7 @@ rule figures:
         run_label=config["run_label"],
         synthetic=config["synthetic"],
     script:
-        "../scripts/figures.py"
+        "../scripts/draw_figures.py"
 
 
 rule report_morphometry:
