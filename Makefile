@@ -6,12 +6,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
-# PyTorch goes in first. Without a GPU: its CPU build (torch==X+cpu from a local wheel or package
-# index where one serves it, else from PyTorch's CPU index), never the multi-GB CUDA build.
-# With a GPU (nvidia-smi found): the default build. TORCH_INDEX=<wheel index> overrides both.
+# PyTorch goes in first. Without a GPU: its CPU build (torch==X+cpu from the configured package
+# index, or from TORCH_CPU_INDEX=<PyTorch's CPU wheel index> where that index lacks it), never the
+# multi-GB CUDA build. With a GPU (nvidia-smi found): the default build. TORCH_INDEX=<wheel index>
+# overrides both.
 TORCH_VERSION := 2.13.0
 TORCH_INDEX ?=
-TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_CPU_INDEX ?=
 
 .PHONY: setup demo remedies instructions test lint format bench rulegraph report config-doc clean
 
@@ -20,8 +21,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	if [ -n "$(TORCH_INDEX)" ]; then $(BIN)/pip install -q torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX); \
 	elif command -v nvidia-smi >/dev/null; then $(BIN)/pip install -q torch==$(TORCH_VERSION); \
-	else $(BIN)/pip install -q torch==$(TORCH_VERSION)+cpu \
-	  || $(BIN)/pip install -q torch==$(TORCH_VERSION)+cpu --index-url $(TORCH_CPU_INDEX); fi
+	elif [ -z "$(TORCH_CPU_INDEX)" ]; then $(BIN)/pip install -q torch==$(TORCH_VERSION)+cpu; \
+	else $(BIN)/pip install -q torch==$(TORCH_VERSION)+cpu --index-url $(TORCH_CPU_INDEX); fi
 	$(BIN)/pip install -q -e '.[workflow,dev]'
 	touch $@
 
