@@ -130,3 +130,19 @@ def request_table(
             }
         )
     return pd.DataFrame(out, columns=["requested_age", "requested_sex", "age_bin", "prompt"])
+
+
+def baseline_condition(conditions: list[str], templated: list[str], baseline: str | None) -> str:
+    """The class-only condition whose images, with the requests shuffled, show what not following
+    looks like: ``baseline`` if given, else the first condition with fixed prompts."""
+    fixed = [c for c in conditions if c not in templated]
+    if baseline is None:
+        if not fixed:
+            raise ValueError("instructions: a baseline condition with fixed prompts is needed")
+        return fixed[0]
+    if baseline not in fixed:
+        raise ValueError(
+            f"config instructions.baseline {baseline!r}: not a condition with fixed prompts "
+            f"(those are: {fixed})"
+        )
+    return baseline

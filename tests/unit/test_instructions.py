@@ -14,6 +14,7 @@ from brainmr.cohort.sets import instance_set
 from brainmr.config import stage_config
 from brainmr.instructions import (
     InstructionConfig,
+    baseline_condition,
     is_template,
     render,
     request_table,
@@ -146,3 +147,15 @@ def test_each_instructed_image_has_its_own_prompt_and_request_in_the_manifest(tm
             cfgs={"AD": gen},
             requests={"AD": requests.iloc[:2]},
         )
+
+
+def test_baseline_is_the_configured_fixed_condition_or_the_first_one():
+    conditions, templated = ["instructed", "brain", "nobrain"], ["instructed"]
+    assert baseline_condition(conditions, templated, None) == "brain"
+    assert baseline_condition(conditions, templated, "nobrain") == "nobrain"
+    with pytest.raises(ValueError, match="'instructed': not a condition with fixed prompts"):
+        baseline_condition(conditions, templated, "instructed")
+    with pytest.raises(ValueError, match="'missing': not a condition"):
+        baseline_condition(conditions, templated, "missing")
+    with pytest.raises(ValueError, match="baseline condition with fixed prompts is needed"):
+        baseline_condition(["instructed"], templated, None)

@@ -19,6 +19,7 @@ from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition  # noqa:
 from brainmr.config import from_section  # noqa: E402
 from brainmr.instructions import (
     InstructionConfig,
+    baseline_condition,
     is_template,
     request_table,
 )  # noqa: E402
@@ -140,27 +141,11 @@ def instruction_params(wildcards):
     return config["instructions"] if wildcards.condition in TEMPLATED else {}
 
 
-def instruction_baseline():
-    """The class-only condition whose images, with shuffled requests, show not following."""
-    if INSTRUCTIONS.baseline is not None:
-        if (
-            INSTRUCTIONS.baseline not in CONDITIONS
-            or INSTRUCTIONS.baseline in TEMPLATED
-        ):
-            raise ValueError(
-                f"config instructions.baseline {INSTRUCTIONS.baseline!r}: not a condition "
-                "with fixed prompts"
-            )
-        return INSTRUCTIONS.baseline
-    fixed = [c for c in CONDITIONS if c not in TEMPLATED]
-    if not fixed:
-        raise ValueError(
-            "instructions: a baseline condition with fixed prompts is needed"
-        )
-    return fixed[0]
-
-
-INSTRUCTION_BASELINE = instruction_baseline() if TEMPLATED else None
+INSTRUCTION_BASELINE = (
+    baseline_condition(list(CONDITIONS), TEMPLATED, INSTRUCTIONS.baseline)
+    if TEMPLATED
+    else None
+)
 
 
 def instruction_inputs(wildcards):
