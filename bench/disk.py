@@ -1,13 +1,16 @@
 """Disk one DreamBooth run needs, measured from the files the workflow's trainer writes.
 
-    python bench/disk.py            # SD 1.5's architecture (random weights, from configs), ~15 GB
-    python bench/disk.py --quick    # the demo base's architecture (tests)
+    python bench/disk.py                  # SD 1.5's architecture (random weights), ~15 GB
+    python bench/disk.py --only lora_r4   # SD 1.5 size, the LoRA run alone (~9 GB)
+    python bench/disk.py --quick          # the demo base's architecture (tests)
 
 Builds the model from configs (nothing downloaded), runs ``train_dreambooth`` for one step at 64 px
-with the checkpoint kept, and sums the sizes of the base folder, one checkpoint (weights + AdamW
-state + RNG and schedule) and the saved pipeline; for the default full fine-tune and for LoRA
-rank 4. Peak disk of a run = base + pipeline + checkpoints_total_limit (at least 2 while a new one
-is written) checkpoints; after the run only the pipeline stays (keep_checkpoints: false).
+with the checkpoint kept, and sums the sizes of the base folder, one checkpoint and the saved
+pipeline; for the default full fine-tune (checkpoint: weights + AdamW state + RNG and schedule),
+with the text encoder trained too, and for LoRA rank 4 (checkpoint: the adapters and their AdamW
+state; the frozen UNet is the base's). Peak disk of a run = base + pipeline +
+checkpoints_total_limit (at least 2 while a new one is written) checkpoints; after the run only
+the pipeline stays (keep_checkpoints: false).
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from brainmr.diffusion.config import DreamBoothConfig, DreamBoothRunConfig, Gene
 from brainmr.diffusion.dreambooth import train_dreambooth
 
 GB = 1e9
+RUNS = {
+    "full_finetune": {},
+    "full_finetune_text_encoder": {"train_text_encoder": True},
+    "lora_r4": {"lora_rank": 4},
+}
 
 
 def folder_bytes(path: Path) -> int:
@@ -64,7 +72,8 @@ def measure(base: Path, instances, work: Path, **settings) -> dict:
     files = {p.name: p.stat().st_size for p in checkpoint.iterdir()}
     return {
         "checkpoint_gb": round(folder_bytes(checkpoint) / GB, 3),
-        "checkpoint_files_gb": {k: round(v / GB, 3) for k, v in sorted(files.items())},
+        "checkpoint_mb": round(folder_bytes(checkpoint) / 1e6, 1),
+        "checkpoint_files_mb": {k: round(v / 1e6, 3) for k, v in sorted(files.items())},
         "pipeline_gb": round(folder_bytes(work / "pipeline") / GB, 3),
     }
 
@@ -72,6 +81,9 @@ def measure(base: Path, instances, work: Path, **settings) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="the demo base's size (tests)")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(RUNS), help="measure this run alone (repeatable)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     figures = {"model": "demo base" if args.quick else "SD 1.5 architecture (random weights)"}
@@ -82,12 +94,8 @@ def main() -> int:
         del pipe
         figures["base_gb"] = round(folder_bytes(tmp / "base") / GB, 3)
         instances = instance_table(tmp, 2)
-        for name, settings in {
-            "full_finetune": {},
-            "full_finetune_text_encoder": {"train_text_encoder": True},
-            "lora_r4": {"lora_rank": 4},
-        }.items():
-            figures[name] = measure(tmp / "base", instances, tmp / name, **settings)
+        for name in args.only or RUNS:
+            figures[name] = measure(tmp / "base", instances, tmp / name, **RUNS[name])
             peak = figures["base_gb"] + figures[name]["pipeline_gb"]
             figures[name]["peak_gb_limit_1"] = round(peak + 2 * figures[name]["checkpoint_gb"], 2)
             figures[name]["after_run_gb"] = figures[name]["pipeline_gb"]

@@ -38,17 +38,17 @@ def evaluate_overrides(config_file: str) -> dict:
 
 
 def run_size(name: str, epochs: int, threads: int) -> dict:
-    import torch
-
     from brainmr.config import stage_config
     from brainmr.evaluate.classifier import fit_cnn, predict_proba
     from brainmr.evaluate.config import ClassifierConfig, KdeConfig
     from brainmr.evaluate.images import flatten, normalise_intensity
     from brainmr.evaluate.kde import fit_kde_model
     from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours
+    from brainmr.evaluate.stats import ad_labels
     from brainmr.evaluate.toy import toy_slices
+    from brainmr.threads import limit_threads
 
-    torch.set_num_threads(threads)
+    limit_threads(threads, torch=True)
     size = SIZES[name]
     overrides = evaluate_overrides(size["config"])
     configured = stage_config(ClassifierConfig, "evaluate", **overrides)
@@ -62,7 +62,7 @@ def run_size(name: str, epochs: int, threads: int) -> dict:
         [toy_slices("AD", size["train_AD"], seed=1), toy_slices("CN", size["train_CN"], seed=2)]
     )
     groups = np.array(["AD"] * size["train_AD"] + ["CN"] * size["train_CN"])
-    labels = (groups == "AD").astype(int)
+    labels = ad_labels(groups)
     half = size["generated"] // 2
     generated = np.concatenate([toy_slices("AD", half, seed=3), toy_slices("CN", half, seed=4)])
     timings: dict[str, float] = {}

@@ -41,7 +41,8 @@ JOB = """
 import json, resource, sys
 from pathlib import Path
 from brainmr.config import stage_config
-from brainmr.preprocess import PreprocessConfig, preprocess_scan
+from brainmr.preprocess.config import PreprocessConfig
+from brainmr.preprocess.scan import preprocess_scan
 scan, out, threads, strip = sys.argv[1:5]
 seconds = preprocess_scan(
     Path(scan),
@@ -126,9 +127,9 @@ def run_subjects(scans: list[str], threads: int, strip: str) -> dict:
     """Preprocess ``scans`` in this (fresh) process; seconds of setup and per subject per stage."""
     start = time.perf_counter()
     from brainmr.config import stage_config
-    from brainmr.preprocess import PreprocessConfig, preprocess_scan
+    from brainmr.preprocess.config import PreprocessConfig
     from brainmr.preprocess.register import _fixed_images, template_grid
-    from brainmr.preprocess.scan import set_threads
+    from brainmr.preprocess.scan import preprocess_scan, set_threads
     from brainmr.preprocess.skullstrip import _deepbet_model
 
     cfg = stage_config(PreprocessConfig, "preprocess", skull_strip=strip)

@@ -68,3 +68,92 @@ def small_run(tmp_path_factory):
     finally:
         if not was_up:
             e2e.stop_cluster()
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory):
+    """The evaluation and report chain on toy data, two replicate seeds (tests/toy_run.py), built
+    once for every test of brainmr.report: the paths of its inputs and outputs."""
+    import toy_run as chain
+
+    return chain.build(tmp_path_factory.mktemp("toy_run"))
+
+
+@pytest.fixture(scope="session")
+def toy_split(tmp_path_factory):
+    """Toy train (20 per class) and held-out (15 per class) slices on disk, shared by the tests
+    of brainmr.evaluate (KDE, outliers, scoring): {"root", "train", "test"}."""
+    import pandas as pd
+    from toy_evaluation import write_slices
+
+    from brainmr.evaluate.toy import toy_slices
+
+    root = tmp_path_factory.mktemp("toy")
+    train, test = (
+        pd.concat(
+            [
+                write_slices(root, toy_slices("AD", n, seed=seeds[0]), "AD", prefix),
+                write_slices(root, toy_slices("CN", n, seed=seeds[1]), "CN", prefix),
+            ],
+            ignore_index=True,
+        )
+        for prefix, n, seeds in (("train", 20, (1, 2)), ("test", 15, (3, 4)))
+    )
+    return {"root": root, "train": train, "test": test}
+
+
+@pytest.fixture(scope="session")
+def kde_files(toy_split):
+    """The KDE fitted on toy_split's training slices (default config): (model, summary JSON)."""
+    from toy_evaluation import kde_config
+
+    from brainmr.evaluate.kde import fit_kde
+
+    out_model, out_json = toy_split["root"] / "kde.joblib", toy_split["root"] / "kde.json"
+    fit_kde(train=toy_split["train"], out_model=out_model, out_json=out_json, cfg=kde_config())
+    return out_model, out_json
+
+
+# ----------------------------------------------------------------------------- tiny diffusion
+@pytest.fixture
+def one_torch_thread():
+    """torch at one thread for the tests of brainmr.diffusion (`pytestmark`), as their trainer
+    and generator calls set with brainmr.threads.limit_threads (threads=1, the default): the tiny
+    models gain nothing from a second thread, and on a busy 2-core machine two threads per job
+    made a training test 10x slower (23-32 s against 2.3 s)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """The tiny demo base (tests/tiny.py's sizes, untrained), built once for every test of
+    brainmr.diffusion: its pipeline folder. Read-only: a test that changes a base copies it."""
+    from tiny import TINY_BASE
+
+    from brainmr.config import stage_config
+    from brainmr.diffusion.config import DemoBaseConfig
+    from brainmr.diffusion.demo_base import build_demo_base
+
+    out = tmp_path_factory.mktemp("tiny_base") / "demo"
+    build_demo_base(out, cfg=stage_config(DemoBaseConfig, "demo_base", **TINY_BASE))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_instances(tmp_path_factory):
+    """Eight 160 x 160 blob slices (radius 50 +- 5), CN and AD alternating, with the paper's
+    prompts: the instance table DreamBooth's tests train on."""
+    import numpy as np
+    from tiny import AD_PROMPT, CN_PROMPT, write_blob_slices
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(8):
+        group = "AD" if i % 2 else "CN"
+        radius = 50 + 5 * rng.standard_normal()
+        prompt = AD_PROMPT if group == "AD" else CN_PROMPT
+        rows.append({"subject": f"S{i}", "group": group, "radius": radius, "prompt": prompt})
+    table = write_blob_slices(tmp_path_factory.mktemp("slices"), rows)
+    return table[["path", "group", "prompt", "subject"]]

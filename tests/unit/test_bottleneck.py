@@ -4,41 +4,27 @@ resolution (the reconstruction-ceiling sets), on a tiny base built in process.""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from tiny import TINY_BASE
+from tiny import write_blob_slices
 
 from brainmr import io
 from brainmr.cohort.sets import generated_table
-from brainmr.config import stage_config
 from brainmr.diffusion.bottleneck import load_vae, through_vae, write_ceiling_sets
 from brainmr.diffusion.common import resize_image, rgb_to_gray, slices_to_pixels
-from brainmr.diffusion.config import DemoBaseConfig
-from brainmr.diffusion.demo_base import build_demo_base
 from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition, is_ceiling
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    out = tmp_path_factory.mktemp("base") / "demo"
-    build_demo_base(out, cfg=stage_config(DemoBaseConfig, "demo_base", **TINY_BASE))
-    return out
+def base(tiny_base):
+    return tiny_base
 
 
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("slices")
-    yy, xx = np.mgrid[0:160, 0:160]
-    rows = []
-    for i, (group, radius) in enumerate(
-        [("AD", 40), ("AD", 50), ("CN", 45), ("CN", 55), ("CN", 60)]
-    ):
-        image = np.exp(-((yy - 80) ** 2 + (xx - 80) ** 2) / (2 * radius**2)).astype(np.float32)
-        path = folder / f"S{i}.npy"
-        io.save_npy(path, image)
-        rows.append({"subject": f"S{i}", "group": group, "path": str(path)})
-    return pd.DataFrame(rows)
+    groups = [("AD", 40), ("AD", 50), ("CN", 45), ("CN", 55), ("CN", 60)]
+    rows = [{"subject": f"S{i}", "group": g, "radius": r} for i, (g, r) in enumerate(groups)]
+    return write_blob_slices(tmp_path_factory.mktemp("slices"), rows)
 
 
 def test_names_tell_ceiling_sets_apart():

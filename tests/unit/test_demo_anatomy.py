@@ -13,19 +13,19 @@ import pytest
 from scipy import ndimage as ndi
 from scipy import stats as sps
 
-from brainmr.cohort.synth import (
+from brainmr import SLICE_SIZE
+from brainmr.cohort.anatomy import (
     GROUP_ATROPHY,
     NECK_MM,
     SEX_SCALE,
-    _anatomy,
-    _subject_canvas,
     sex_scaling,
+    subject_canvas,
+    template_anatomy,
 )
 from brainmr.evaluate.images import normalise_intensity as evaluation_normalise
 from brainmr.evaluate.morphometry import slice_morphometry
 from brainmr.preprocess.slicing import center_coronal_slice, normalise_intensity
 
-SIZE = 160
 AGES = np.array([60, 63, 66, 70, 73, 76, 79, 83, 86, 89])  # spread over the demo's 60-89
 SHUFFLE = np.random.default_rng(0).permutation(len(AGES))  # a fixed permutation of the ages
 SEX_AGE = 75  # the sex comparison holds age fixed
@@ -33,8 +33,8 @@ SEX_AGE = 75  # the sex comparison holds age fixed
 
 def demo_measures(group: str, seed: int, age: float, sex: str | None = None) -> dict[str, float]:
     """The morphometric judge's measures of a subject's normalised centre coronal slice."""
-    anatomy = _anatomy()
-    canvas, mask = _subject_canvas(anatomy, np.random.default_rng(seed), GROUP_ATROPHY[group], age)
+    anatomy = template_anatomy()
+    canvas, mask = subject_canvas(anatomy, np.random.default_rng(seed), GROUP_ATROPHY[group], age)
     if sex is not None:  # canvas voxel -> template mm -> (scaled) canvas voxel
         to_source = np.linalg.inv(anatomy.affine) @ sex_scaling(sex) @ anatomy.affine
         matrix, offset = to_source[:3, :3], to_source[:3, 3]
@@ -42,7 +42,7 @@ def demo_measures(group: str, seed: int, age: float, sex: str | None = None) -> 
         mask = ndi.affine_transform(mask.astype(np.float32), matrix, offset, order=1) > 0.5
     inside = mask[..., NECK_MM:].astype(bool)
     aligned = np.where(inside, canvas[..., NECK_MM:], 0.0)
-    image = normalise_intensity(center_coronal_slice(aligned, SIZE), aligned[inside], 99.5)
+    image = normalise_intensity(center_coronal_slice(aligned, SLICE_SIZE), aligned[inside], 99.5)
     return slice_morphometry(evaluation_normalise(image))
 
 

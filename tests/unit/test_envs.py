@@ -41,6 +41,13 @@ PROVIDED_BY = {
 
 # Never resolved from a rule's env: Snakemake puts its own package on the script's path.
 NOT_FROM_ENV = {"snakemake", "brainmr", "__future__"}
+# Imports a module makes only when the process already holds the library (or asks for it) or
+# that it catches when missing: brainmr.threads caps whatever thread pools a job has loaded;
+# 8-bit AdamW is an option for CUDA machines with bitsandbytes (a clear error otherwise).
+CONDITIONAL_IMPORTS = {
+    SRC / "brainmr" / "threads.py": {"SimpleITK", "threadpoolctl", "torch"},
+    SRC / "brainmr" / "diffusion" / "optim.py": {"bitsandbytes"},
+}
 
 
 def normalise(name: str) -> str:
@@ -210,6 +217,8 @@ def third_party_imports(script: Path) -> set[str]:
                     found = module_path(".".join(parts[:depth]))
                     if found:
                         queue.append(found)
+            elif top in CONDITIONAL_IMPORTS.get(path, set()):
+                continue
             elif top not in sys.stdlib_module_names and top not in NOT_FROM_ENV | local:
                 third_party.add(top)
     return third_party
@@ -218,9 +227,24 @@ def third_party_imports(script: Path) -> set[str]:
 def test_import_scan_follows_brainmr(tmp_path):
     """The scan reaches third-party imports made inside brainmr, not only the script's own."""
     script = tmp_path / "adapter.py"
-    script.write_text("from brainmr.preprocess import preprocess_scan\nimport numpy\n")
+    script.write_text("from brainmr.preprocess.scan import preprocess_scan\nimport numpy\n")
     found = third_party_imports(script)
     assert "numpy" in found and "SimpleITK" in found
+
+
+def test_conditional_imports_are_made_inside_functions_only():
+    """An exempt import is never at module level (where every job would make it), nor stale."""
+    for path, exempt in CONDITIONAL_IMPORTS.items():
+        tree = ast.parse(path.read_text())
+        top_level = {
+            alias.name.split(".")[0]
+            for node in tree.body
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])
+        }
+        imported = {m.split(".")[0] for m in imported_modules(path)}
+        assert exempt <= imported, f"{path.name}: exempt but not imported: {exempt - imported}"
+        assert not exempt & top_level, f"{path.name} imports {exempt & top_level} at module level"
 
 
 def rule_scripts() -> list[tuple[str, Path, Path]]:

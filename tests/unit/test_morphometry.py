@@ -10,18 +10,20 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from brainmr import SLICE_SIZE
 from brainmr.evaluate.images import normalise_intensity as evaluation_normalise
 from brainmr.evaluate.morphometry import (
+    HELD_OUT,
     MEASURE_LABELS,
     MEASURES,
     class_difference,
     morphometry_differences,
     morphometry_table,
+    per_image_measures,
     slice_morphometry,
 )
 from brainmr.report.morphometry import morphometry_figure, morphometry_markdown
 
-SIZE = 160
 WHITE, GREY, CSF = 0.7, 0.45, 0.1
 CENTRE, SEMI_ROWS, SEMI_COLS = (80, 80), 62.0, 66.0
 VENTRICLES = [(slice(70, 80), slice(62, 74)), (slice(70, 80), slice(86, 98))]  # 2 x 10 x 12 px
@@ -36,7 +38,7 @@ SULCI = [  # thin dark lines from the surface inwards: (rows, cols)
 def draw_slice(extra_rows: int = 0, noise: float = 0.01) -> tuple[np.ndarray, dict[str, float]]:
     """An ellipse brain (white matter, a 4 px grey cortex), two ventricles near the midline,
     sulci at the surface; with the drawn areas (px) and CSF fraction."""
-    rows, cols = np.mgrid[:SIZE, :SIZE]
+    rows, cols = np.mgrid[:SLICE_SIZE, :SLICE_SIZE]
     radius = np.sqrt(((rows - CENTRE[0]) / SEMI_ROWS) ** 2 + ((cols - CENTRE[1]) / SEMI_COLS) ** 2)
     brain = radius <= 1
     image = np.where(brain, WHITE, 0.0)
@@ -95,13 +97,13 @@ def test_enlarged_ventricles_add_their_area():
 
 
 def test_blank_nearly_blank_and_bad_inputs():
-    blank = np.zeros((SIZE, SIZE))
+    blank = np.zeros((SLICE_SIZE, SLICE_SIZE))
     assert all(math.isnan(v) for v in slice_morphometry(blank).values())
     speck = blank.copy()
     speck[10:15, 10:15] = 0.8  # 25 px < 1% of the image
     assert all(math.isnan(v) for v in slice_morphometry(speck).values())
     with pytest.raises(ValueError, match="2-D"):
-        slice_morphometry(np.zeros((2, SIZE, SIZE)))
+        slice_morphometry(np.zeros((2, SLICE_SIZE, SLICE_SIZE)))
     bad = draw_slice()[0]
     bad[5, 5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -114,13 +116,15 @@ def test_blank_nearly_blank_and_bad_inputs():
 def demo_slice(group: str, seed: int) -> np.ndarray:
     """A demo subject's normalised centre coronal slice, as preprocessing would make it from a
     perfectly stripped and aligned scan: the canvas is the template grid plus NECK_MM below."""
-    from brainmr.cohort.synth import GROUP_ATROPHY, NECK_MM, _anatomy, _subject_canvas
+    from brainmr.cohort.anatomy import GROUP_ATROPHY, NECK_MM, subject_canvas, template_anatomy
     from brainmr.preprocess.slicing import center_coronal_slice, normalise_intensity
 
-    canvas, mask = _subject_canvas(_anatomy(), np.random.default_rng(seed), GROUP_ATROPHY[group])
+    canvas, mask = subject_canvas(
+        template_anatomy(), np.random.default_rng(seed), GROUP_ATROPHY[group]
+    )
     inside = mask[..., NECK_MM:].astype(bool)
     aligned = np.where(inside, canvas[..., NECK_MM:], 0.0)
-    image = normalise_intensity(center_coronal_slice(aligned, SIZE), aligned[inside], 99.5)
+    image = normalise_intensity(center_coronal_slice(aligned, SLICE_SIZE), aligned[inside], 99.5)
     return evaluation_normalise(image)
 
 
@@ -254,3 +258,26 @@ def test_report_markdown_and_figure():
         import matplotlib.pyplot as plt
 
         plt.close(fig)
+
+
+def test_per_image_measures_count_the_seed_invariant_sets_once_and_leave_out_outliers():
+    """Two seeds' scores: the held-out reals and the ceiling set from the first seed only, the
+    generated sets of both; outliers dropped; held-out reals first, as HELD_OUT."""
+
+    def scores(seed: int) -> pd.DataFrame:
+        rows = [
+            ("gen", "AD", False),
+            ("gen", "CN", True),
+            ("ceiling_vae32", "AD", False),
+            ("real", "AD", False),
+            ("real", "CN", True),
+            ("real", "CN", False),
+        ]
+        table = pd.DataFrame(rows, columns=["condition", "group", "outlier"])
+        return table.assign(seed=seed, ventricle_area_mm2=np.arange(6) + 10.0 * seed)
+
+    per_image = per_image_measures([scores(0), scores(1)])
+    assert per_image["source"].tolist() == [HELD_OUT] * 2 + ["gen"] * 2 + ["ceiling_vae32"]
+    assert per_image["seed"].tolist() == [0, 0, 0, 1, 0]
+    assert per_image["ventricle_area_mm2"].tolist() == [3.0, 5.0, 0.0, 10.0, 2.0]
+    assert not per_image["outlier"].any()

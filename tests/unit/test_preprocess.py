@@ -18,12 +18,13 @@ import SimpleITK as sitk
 from brainmr.cohort.synth import synthesize_head
 from brainmr.config import stage_config
 from brainmr.io import load_png_gray
-from brainmr.preprocess import InputImageError, PreprocessConfig, preprocess_scan
+from brainmr.preprocess.config import PreprocessConfig
 from brainmr.preprocess.register import register_rigid, template_grid
+from brainmr.preprocess.scan import preprocess_scan
 from brainmr.preprocess.skullstrip import SkullStripError, skull_strip, threshold_mask
 from brainmr.preprocess.slicing import center_coronal_slice, normalise_intensity
 from brainmr.preprocess.template import TEMPLATE_SHAPE, load_template, load_tissue_map
-from brainmr.preprocess.volume import Volume, from_sitk, load_volume
+from brainmr.preprocess.volume import InputImageError, Volume, from_sitk, load_volume
 
 
 def config(**overrides) -> PreprocessConfig:
@@ -384,7 +385,7 @@ import json, os
 import numpy, SimpleITK as sitk, torch
 from threadpoolctl import threadpool_info
 from brainmr.config import stage_config
-from brainmr.preprocess import PreprocessConfig
+from brainmr.preprocess.config import PreprocessConfig
 from brainmr.preprocess.scan import set_threads
 set_threads({n}, stage_config(PreprocessConfig, "preprocess", skull_strip="deepbet"))
 print(json.dumps({{

@@ -11,9 +11,11 @@ from brainmr.evaluate.outliers import flag_outliers
 from brainmr.evaluate.replicates import (
     compare_conditions,
     likelihood_verdict_on_reals,
+    outlier_counts,
     seed_rows,
     summarise,
 )
+from brainmr.evaluate.stats import bootstrap_binary_metrics
 
 CONDITIONS = ["brain", "nobrain"]
 
@@ -224,5 +226,31 @@ def test_likelihood_verdict_on_reals_reads_the_raw_margin():
     ci = stats.binomtest(4, 6).proportion_ci(method="wilson")
     assert (out["accuracy_low"], out["accuracy_high"]) == pytest.approx((ci.low, ci.high))
     assert out["auc"] == pytest.approx(6 / 9)
-    assert out["auc_low"] <= out["auc"] <= out["auc_high"]
+    # its interval: the stratified bootstrap of the raw margin at threshold 0 (labels 1 = AD)
+    boot = bootstrap_binary_metrics(
+        [1, 1, 1, 0, 0, 0], [40.0, 60.0, -1.0, 50.0, -5.0, 0.0], n_boot=200, seed=0, threshold=0.0
+    )
+    assert (out["auc_low"], out["auc_high"]) == (boot["auc_low"], boot["auc_high"])
+    assert boot["auc_low"] < 6 / 9 < boot["auc_high"]
     assert (out["n_AD"], out["n_CN"]) == (3, 3) and "a tie is CN" in out["rule"]
+
+
+def test_outlier_counts_add_up_one_seeds_generated_and_real_outliers():
+    """Generated sets' outliers (not the ceiling set's, not the outlier row's) and the held-out
+    reals' with their total, of the seed asked for."""
+    rows = [
+        # seed, condition, group, kind, n_total, n_outliers
+        (0, "brain", "AD", "generated", 6, 2),
+        (0, "nobrain", "CN", "generated", 6, 1),
+        (0, "ceiling_vae32", "AD", "ceiling", 10, 4),
+        (0, "outlier", "", "outlier", 3, 3),
+        (0, "real", "AD", "real", 10, 1),
+        (0, "real", "CN", "real", 12, 2),
+        (1, "brain", "AD", "generated", 6, 5),
+        (1, "real", "AD", "real", 10, 1),
+    ]
+    columns = ["seed", "condition", "group", "kind", "n_total", "n_outliers"]
+    by_seed = pd.DataFrame(rows, columns=columns)
+    counts = outlier_counts(by_seed, 0)
+    assert counts == {"seed": 0, "generated": 3, "real": 3, "real_total": 22}
+    assert outlier_counts(by_seed, 1) == {"seed": 1, "generated": 5, "real": 1, "real_total": 10}

@@ -3,11 +3,13 @@ sets whose answer is known."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from brainmr.config import stage_config
 from brainmr.evaluate.config import JudgeConfig
@@ -83,7 +85,10 @@ def test_fidelity_is_size_matched_to_the_reference(metrics):
 def test_mean_prob_ad_has_an_interval(metrics):
     row = metrics.loc[("same", "AD")]
     assert row["mean_prob_AD"] == pytest.approx(0.65)  # 3 of 4 at 0.8, 1 of 4 at 0.2
-    assert row["prob_AD_low"] < 0.65 < row["prob_AD_high"]
+    # Student's t interval over the set's 100 images (75 at 0.8, 25 at 0.2), written out
+    sd = math.sqrt((75 * 0.15**2 + 25 * 0.45**2) / 99)
+    half = stats.t.ppf(0.975, 99) * sd / math.sqrt(100)  # 0.052
+    assert (row["prob_AD_low"], row["prob_AD_high"]) == pytest.approx((0.65 - half, 0.65 + half))
 
 
 def test_out_of_distribution_rule():

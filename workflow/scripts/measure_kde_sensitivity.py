@@ -3,7 +3,7 @@ import _brainmr_path  # noqa: F401
 from brainmr.cohort import slice_table
 from brainmr.cohort.sets import generated_sets
 from brainmr.evaluate.config import KdeConfig
-from brainmr.evaluate.kde import kde_sensitivity_file
+from brainmr.evaluate.kde_sensitivity import kde_sensitivity_file
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 

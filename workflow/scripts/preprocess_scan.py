@@ -1,7 +1,8 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.logs import log_to
-from brainmr.preprocess import PreprocessConfig, preprocess_scan
+from brainmr.preprocess.config import PreprocessConfig
+from brainmr.preprocess.scan import preprocess_scan
 
 log_to(snakemake.log[0])
 preprocess_scan(

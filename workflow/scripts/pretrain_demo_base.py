@@ -1,7 +1,7 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.diffusion.config import DemoBaseConfig
-from brainmr.diffusion.demo_base import pretrain_demo_base
+from brainmr.diffusion.demo_pretrain import pretrain_demo_base
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

@@ -5,15 +5,17 @@ from brainmr.evaluate.classifier import train_classifier
 from brainmr.evaluate.config import ClassifierConfig
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
+from brainmr.report.classifier import classifier_figures
 
 log_to(snakemake.log[0])
-train_classifier(
+held_out = train_classifier(
     scans=slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices),
     out_model=snakemake.output.model,
     out_metrics=snakemake.output.metrics,
-    out_roc=snakemake.output.roc,
-    out_reliability=snakemake.output.reliability,
     out_predictions=snakemake.output.predictions,
     cfg=ClassifierConfig(**snakemake.params.classifier),
     threads=snakemake.threads,
+)
+classifier_figures(
+    held_out, out_roc=snakemake.output.roc, out_reliability=snakemake.output.reliability
 )

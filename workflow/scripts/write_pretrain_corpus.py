@@ -1,7 +1,7 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.diffusion.config import DemoBaseConfig
-from brainmr.diffusion.demo_base import write_pretrain_corpus
+from brainmr.diffusion.demo_corpus import write_pretrain_corpus
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

@@ -17,11 +17,11 @@ from brainmr.diffusion.common import (
     device_and_dtype,
     resize_image,
     rgb_to_gray,
-    set_cpu_threads,
     slices_to_pixels,
 )
 from brainmr.evaluate.ceiling import ceiling_condition
 from brainmr.evaluate.images import load_image, require_columns, require_groups
+from brainmr.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def write_ceiling_sets(
     require_groups(test["group"], "held-out slices table")
     if set(out_dirs) != set(GROUPS):
         raise ValueError(f"ceiling sets need one folder per class {GROUPS}, got {sorted(out_dirs)}")
-    set_cpu_threads(threads)
+    limit_threads(threads, torch=True)
     vae = load_vae(base_model, mixed_precision).eval()
     condition = ceiling_condition(bottleneck)
     for group in GROUPS:

@@ -57,11 +57,6 @@ def effective_precision(mixed_precision: str) -> str:
     return mixed_precision
 
 
-def set_cpu_threads(threads: int) -> None:
-    if threads > 0:
-        torch.set_num_threads(threads)
-
-
 def derived_seed(*parts: int) -> int:
     """A well-mixed 63-bit seed from integers (seed, step, ...): the same parts give the same
     stream, whatever ran before (this is what makes a resumed run repeat an uninterrupted one)."""

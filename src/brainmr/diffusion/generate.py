@@ -12,9 +12,10 @@ import pandas as pd
 import torch
 
 from brainmr import SLICE_SIZE, io
-from brainmr.diffusion.common import device_and_dtype, resize_image, rgb_to_gray, set_cpu_threads
+from brainmr.diffusion.common import device_and_dtype, resize_image, rgb_to_gray
 from brainmr.diffusion.config import GenerateConfig
 from brainmr.logs import progress
+from brainmr.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def generate_image_sets(
     for name, mapping in (("models", model_dirs), ("folders", out_dirs), ("settings", cfgs)):
         if set(mapping) != set(prompts):
             raise ValueError(f"prompts for {sorted(prompts)} but {name} for {sorted(mapping)}")
-    set_cpu_threads(threads)
+    limit_threads(threads, torch=True)
     loaded = {}
     for group, prompt in prompts.items():
         cfg = cfgs[group]

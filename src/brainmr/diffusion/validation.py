@@ -9,15 +9,25 @@ from pathlib import Path
 import numpy as np
 
 from brainmr import io
+from brainmr.diffusion.generate import sample_images
 
 VALIDATION_SEED = 424242  # the same noise at every step, so grids compare across steps
+
+
+def validation_prompts(prompts: list[str], groups: list[str], per_class: int = 2) -> list[str]:
+    """The instance prompts validation grids are drawn for: every one for fixed prompts (one per
+    class); with templates (a prompt per age bin and sex), the first ``per_class`` of each class,
+    so that validation's cost does not grow with the cohort."""
+    chosen: set[str] = set()
+    for group in sorted(set(groups)):
+        ours = sorted({p for p, g in zip(prompts, groups, strict=True) if g == group})
+        chosen.update(ours[:per_class])
+    return sorted(chosen)
 
 
 def validation_grid(pipe, prompts: list[str], *, n_images: int, gen_cfg, resolution: int):
     """(len(prompts), n_images, R, R) grayscale images, image j of every prompt from seed
     VALIDATION_SEED + j, with the generate section's steps and guidance."""
-    from brainmr.diffusion.generate import sample_images
-
     seeds = [VALIDATION_SEED + j for j in range(n_images)]
     return np.stack(
         [

@@ -40,6 +40,7 @@ from brainmr.evaluate.following import follow_figures
 from brainmr.evaluate.images import load_normalised, require_columns, require_groups
 from brainmr.evaluate.stats import bootstrap_binary_metrics
 from brainmr.logs import progress
+from brainmr.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def train_attribute_judges(
     if bad_split:
         raise ValueError(f"{what}: unknown split value(s) {bad_split}")
     scans = check_attributes(scans, what)
-    torch.set_num_threads(max(1, threads))
+    limit_threads(threads, torch=True)
     train = scans[scans["split"] == "train"].reset_index(drop=True)
     test = scans[scans["split"] == "test"].reset_index(drop=True)
     if train.empty or test.empty:

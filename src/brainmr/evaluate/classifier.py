@@ -5,6 +5,9 @@ validation loss), augmentation by small random shifts, rotations and intensity s
 balanced accuracy and ROC AUC on the held-out test split. Its penultimate layer (the globally
 pooled features) serves as the feature space of the fidelity/diversity metrics.
 
+Its figures (ROC, reliability) are drawn by brainmr.report.classifier from what
+``train_classifier`` returns.
+
 The model reads every image at ``input_size`` (an antialiased resize in its first step, after
 augmentation at the slice size): the slice size by default; the generator's resolution where that
 is lower, so that a generator is judged on anatomy, not on detail it cannot produce.
@@ -15,36 +18,35 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import (
-    RocCurveDisplay,
-    balanced_accuracy_score,
-    confusion_matrix,
-    roc_auc_score,
-)
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
 from torch import nn
 
-from brainmr import GROUPS, SLICE_SIZE, io
+from brainmr import GROUPS, LABELS, SLICE_SIZE, io
 from brainmr.evaluate.balance import split_balance
 from brainmr.evaluate.config import ClassifierConfig
 from brainmr.evaluate.images import load_normalised, require_columns, require_groups
 from brainmr.evaluate.stats import (
+    AD,
+    CN,
     THRESHOLD,
+    ad_labels,
     bootstrap_binary_metrics,
     reliability_table,
 )
 from brainmr.logs import progress
+from brainmr.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
 # Architecture (not config: changing it changes what "the classifier" is; saved with the model).
 DEFAULT_ARCH = {"channels": [16, 32, 64, 64], "dropout": 0.2}
-CLASSES = ["CN", "AD"]  # output index 1 = AD
 MAX_SHIFT_PX = 8
 MAX_ROTATION_DEG = 5.0
 INTENSITY_RANGE = (0.9, 1.1)
@@ -77,7 +79,7 @@ class SliceCNN(nn.Module):
                 nn.MaxPool2d(2),
             ]
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels[-1], len(CLASSES)))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels[-1], len(LABELS)))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features: globally pooled activations of the last block."""
@@ -113,8 +115,8 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def class_weights(labels: np.ndarray) -> torch.Tensor:
     """Inverse-frequency weights (n / (2 n_c)), so the 3:4 AD:CN imbalance does not bias the CNN."""
-    counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
-    weights = len(labels) / (len(CLASSES) * np.maximum(counts, 1.0))
+    counts = np.bincount(labels, minlength=len(LABELS)).astype(float)
+    weights = len(labels) / (len(LABELS) * np.maximum(counts, 1.0))
     return torch.tensor(weights, dtype=torch.float32)
 
 
@@ -217,7 +219,7 @@ def fit_cnn(
 @torch.no_grad()
 def predict_proba(model: SliceCNN, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """P(AD) for each image of an (n, 160, 160) normalised stack."""
-    return _batched(model, images, batch_size, lambda m, xb: F.softmax(m(xb), 1)[:, 1])
+    return _batched(model, images, batch_size, lambda m, xb: F.softmax(m(xb), 1)[:, AD])
 
 
 @torch.no_grad()
@@ -252,7 +254,7 @@ def binary_metrics(labels: np.ndarray, prob_ad: np.ndarray) -> dict:
     """Accuracy, balanced accuracy, ROC AUC (None if one class only), confusion [AD, CN]."""
     predicted = (prob_ad >= THRESHOLD).astype(int)
     both = len(np.unique(labels)) == 2
-    matrix = confusion_matrix(labels, predicted, labels=[1, 0])  # rows true, cols predicted
+    matrix = confusion_matrix(labels, predicted, labels=[AD, CN])  # rows true, cols predicted
     return {
         "accuracy": float(np.mean(predicted == labels)),
         # the mean recall of the classes present (one class alone: its recall)
@@ -261,7 +263,7 @@ def binary_metrics(labels: np.ndarray, prob_ad: np.ndarray) -> dict:
         ),
         "roc_auc": float(roc_auc_score(labels, prob_ad)) if both else None,
         "confusion_matrix": {
-            "labels": ["AD", "CN"],
+            "labels": [LABELS[AD], LABELS[CN]],
             "rows": "true",
             "columns": "predicted",
             "matrix": matrix.tolist(),
@@ -270,48 +272,11 @@ def binary_metrics(labels: np.ndarray, prob_ad: np.ndarray) -> dict:
     }
 
 
-def plot_roc(labels: np.ndarray, prob_ad: np.ndarray, auc: float | None, title: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
-    if auc is not None:
-        RocCurveDisplay.from_predictions(labels, prob_ad, ax=ax, name="CNN", curve_kwargs={"lw": 2})
-    else:
-        ax.text(0.5, 0.5, "ROC undefined: one class in test", ha="center")
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="chance")
-    ax.set(xlabel="false positive rate (CN called AD)", ylabel="true positive rate (AD)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
-    return fig
-
-
-def plot_reliability(table: pd.DataFrame, brier: float, title: str):
-    """Observed fraction of AD against mean predicted P(AD) per bin, with each bin's n."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfect calibration")
-    kept = table[table["n"] > 0]
-    ax.plot(kept["mean_prob"], kept["fraction_AD"], "o-", label=f"CNN (Brier {brier:.3f})")
-    for row in kept.itertuples():
-        ax.annotate(f"n={row.n}", (row.mean_prob, row.fraction_AD), fontsize=7)
-    ax.set(xlabel="mean predicted P(AD)", ylabel="observed fraction AD", xlim=(0, 1), ylim=(0, 1))
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper left", fontsize=8)
-    return fig
-
-
 def save_classifier(path: Path, model: SliceCNN, info: dict) -> None:
     payload = {
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "arch": info["arch"],
-        "classes": CLASSES,
+        "classes": list(LABELS),
         "best_epoch": info["best_epoch"],
     }
     with io.atomic_path(path) as tmp:
@@ -337,24 +302,35 @@ def _nan_to_none(obj):
     return obj
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """The trained CNN on the held-out test split: what its figures draw (ROC and reliability,
+    brainmr.report.classifier)."""
+
+    labels: np.ndarray  # 0/1, brainmr.LABELS (1 = AD)
+    prob_ad: np.ndarray  # P(AD)
+    roc_auc: float | None
+    reliability: pd.DataFrame  # stats.reliability_table
+    brier: float
+
+
 def train_classifier(
     *,
     scans: pd.DataFrame,
     out_model: Path,
     out_metrics: Path,
-    out_roc: Path,
-    out_reliability: Path,
     out_predictions: Path,
     cfg: ClassifierConfig,
     threads: int = 1,
-) -> None:
-    """Train on split == train (validation by subject), report on split == test."""
+) -> HeldOut:
+    """Train on split == train (validation by subject), report on split == test; returns the
+    test predictions that the figures draw."""
     require_columns(scans, ["subject", "group", "split", "path"], "classifier scans table")
     require_groups(scans["group"], "classifier scans table")
     bad_split = sorted(set(scans["split"]) - {"train", "test"})
     if bad_split:
         raise ValueError(f"classifier scans table: unknown split value(s) {bad_split}")
-    torch.set_num_threads(max(1, threads))
+    limit_threads(threads, torch=True)
     train = scans[scans["split"] == "train"].reset_index(drop=True)
     test = scans[scans["split"] == "test"].reset_index(drop=True)
     missing = sorted(set(GROUPS) - set(train["group"]))
@@ -363,12 +339,12 @@ def train_classifier(
     if test.empty:
         raise ValueError("classifier scans table: the test split is empty")
     is_val = split_subjects(train, cfg.cnn_val_fraction, cfg.seed)
-    labels = (train["group"] == "AD").to_numpy(int)
+    labels = ad_labels(train["group"])
     images = load_normalised(train["path"])
     model, info = fit_cnn(
         images[~is_val], labels[~is_val], images[is_val], labels[is_val], cfg, device=None
     )
-    test_labels = (test["group"] == "AD").to_numpy(int)
+    test_labels = ad_labels(test["group"])
     prob = predict_proba(model, load_normalised(test["path"]), cfg.cnn_batch_size)
     metrics = binary_metrics(test_labels, prob)
     counts = {
@@ -401,6 +377,4 @@ def train_classifier(
     save_classifier(out_model, model, info)
     io.write_json(out_metrics, _nan_to_none(metrics))
     io.write_tsv(out_predictions, predictions)
-    title = f"AD/CN CNN, held-out test (n={len(test)})"
-    io.save_figure(out_roc, plot_roc(test_labels, prob, metrics["roc_auc"], title))
-    io.save_figure(out_reliability, plot_reliability(reliability, metrics["brier"], title))
+    return HeldOut(test_labels, prob, metrics["roc_auc"], reliability, metrics["brier"])

@@ -23,6 +23,23 @@ class KdeConfig:
     seed: int
 
 
+# The KDE's options (brainmr.evaluate.bandwidth, brainmr.evaluate.kde).
+BANDWIDTH_RULES = ("shared", "per_class")
+BALANCES = ("none", "subsample")
+
+
+def check_kde_config(cfg: KdeConfig) -> None:
+    """Refuse a KdeConfig whose bandwidth rule, balance, bandwidth or repeats are invalid."""
+    if cfg.bandwidth_rule not in BANDWIDTH_RULES:
+        raise ValueError(f"bandwidth_rule {cfg.bandwidth_rule!r} not in {BANDWIDTH_RULES}")
+    if cfg.kde_balance not in BALANCES:
+        raise ValueError(f"kde_balance {cfg.kde_balance!r} not in {BALANCES}")
+    if cfg.bandwidth is not None and not cfg.bandwidth > 0:
+        raise ValueError(f"bandwidth must be > 0, got {cfg.bandwidth}")
+    if cfg.kde_balance_repeats < 1:
+        raise ValueError(f"kde_balance_repeats must be >= 1, got {cfg.kde_balance_repeats}")
+
+
 @dataclass(frozen=True)
 class ClassifierConfig:
     """The 2-D AD/CN CNN (trained once per replicate seed) and its held-out intervals."""

@@ -223,6 +223,20 @@ def as_bool(values: pd.Series, what: str) -> pd.Series:
     return text.map(mapping).astype(bool)
 
 
+def instructed_images(images: pd.DataFrame, seed) -> pd.DataFrame:
+    """The rows of the images table that one seed's instructed sets keep: outliers left out."""
+    kept = images[(images["role"] == INSTRUCTED) & ~as_bool(images["outlier"], "outlier")]
+    return kept[kept["seed"].astype(str) == str(seed)]
+
+
+def sex_confusion(requested_sex, prob_M) -> np.ndarray:
+    """2x2 counts of requested against judged sex: rows requested F/M, columns judged F/M
+    (P(M) >= THRESHOLD means M)."""
+    judged = np.where(np.asarray(prob_M, dtype=float) >= THRESHOLD, "M", "F")
+    requested = pd.Series(requested_sex).astype(str).str.strip().to_numpy()
+    return np.array([[np.sum((requested == a) & (judged == b)) for b in SEXES] for a in SEXES])
+
+
 def _figures(req_age, pred_age, req_sex, prob_m, measures, n_boot, seed) -> dict:
     out = follow_figures(req_age, pred_age, req_sex, prob_m, n_boot, seed)
     return out | morphometry_following(req_age, req_sex, measures)

@@ -20,7 +20,6 @@ import numpy as np
 
 from brainmr import SLICE_SIZE, io
 
-IMAGE_SIZE = SLICE_SIZE  # every image the evaluation reads is a slice-sized image
 FOREGROUND_LEVEL = 0.05
 NORMALISE_PERCENTILE = 99.5
 MIN_FOREGROUND_FRACTION = 0.01
@@ -38,9 +37,9 @@ def load_image(path: str | Path) -> np.ndarray:
         image = io.load_png_gray(path)
     else:
         raise ValueError(f"{path}: unsupported image type {suffix!r} (expected .npy or .png)")
-    if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
+    if image.shape != (SLICE_SIZE, SLICE_SIZE):
         raise ValueError(
-            f"{path}: image shape {image.shape}, expected ({IMAGE_SIZE}, {IMAGE_SIZE})"
+            f"{path}: image shape {image.shape}, expected ({SLICE_SIZE}, {SLICE_SIZE})"
         )
     if not np.all(np.isfinite(image)):
         raise ValueError(f"{path}: image contains NaN or infinite values")
@@ -64,7 +63,7 @@ def load_normalised(paths: Iterable[str | Path]) -> np.ndarray:
     """Load and normalise images into an (n, 160, 160) float32 stack."""
     images = [normalise_intensity(load_image(p)) for p in paths]
     if not images:
-        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+        return np.zeros((0, SLICE_SIZE, SLICE_SIZE), dtype=np.float32)
     return np.stack(images)
 
 

@@ -10,8 +10,12 @@ import math
 
 import numpy as np
 
+from brainmr.evaluate.images import FOREGROUND_LEVEL
 
-def brain_mask(pixels: np.ndarray, level: float = 0.05, min_fraction: float = 0.5) -> np.ndarray:
+
+def brain_mask(
+    pixels: np.ndarray, level: float = FOREGROUND_LEVEL, min_fraction: float = 0.5
+) -> np.ndarray:
     """Boolean (D,) mask of the pixels that are foreground (> ``level``) in at least
     ``min_fraction`` of the rows (flattened training slices): the brain, without the shared
     black background."""

@@ -278,3 +278,24 @@ def morphometry_differences(
                 )
             )
     return pd.DataFrame(rows)
+
+
+def per_image_measures(scores: list[pd.DataFrame]) -> pd.DataFrame:
+    """Every image's measures from the seeds' flagged score tables (first seed first), outliers
+    left out as in Table 1: the held-out reals and the ceiling sets from the first seed (the same
+    images in every seed), the generated sets from every seed. Column ``source``: the condition,
+    the held-out reals as HELD_OUT; rows: HELD_OUT first, then the sources in order of
+    appearance."""
+    # outliers imports the scoring, which imports this module: imported when called
+    from brainmr.evaluate.ceiling import is_ceiling
+    from brainmr.evaluate.outliers import REAL_CONDITION
+
+    frames = []
+    for i, table in enumerate(scores):
+        table = table[~table["outlier"].astype(bool)]
+        once = (table["condition"] == REAL_CONDITION) | table["condition"].map(is_ceiling)
+        frames.append(table if i == 0 else table[~once])
+    per_image = pd.concat(frames, ignore_index=True)
+    per_image["source"] = per_image["condition"].replace({REAL_CONDITION: HELD_OUT})
+    order = [HELD_OUT, *[c for c in dict.fromkeys(per_image["source"]) if c != HELD_OUT]]
+    return per_image.set_index("source").loc[order].reset_index()

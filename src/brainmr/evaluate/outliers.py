@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from brainmr import io
+from brainmr.evaluate.ceiling import is_ceiling
 from brainmr.evaluate.images import require_columns
 from brainmr.evaluate.scoring import SCORE_COLUMNS
 from brainmr.evaluate.stats import robust_low_threshold
@@ -27,6 +29,20 @@ log = logging.getLogger(__name__)
 
 RULE = "best log-likelihood < median - k x MAD of the held-out reals' best log-likelihoods"
 REAL_CONDITION = "real"  # the ``condition`` of held-out real slices in score tables
+
+
+class FlaggedSets(NamedTuple):
+    """One seed's flagged scores split by kind of set (see ``flagged_sets``)."""
+
+    generated: pd.DataFrame  # images of the generated sets (not the reals, not the ceiling sets)
+    real: pd.DataFrame  # the held-out reals
+    threshold: float  # the outlier threshold the scores were flagged with
+    outlier_files: set[str]  # paths of the generated images the rule flags
+
+
+def is_generated(conditions: pd.Series) -> pd.Series:
+    """Rows of a generated set: neither the held-out reals nor a ceiling set."""
+    return (conditions != REAL_CONDITION) & ~conditions.map(is_ceiling).astype(bool)
 
 
 def best_loglik(scores: pd.DataFrame) -> np.ndarray:
@@ -39,6 +55,15 @@ def outlier_threshold(real_best: np.ndarray, mad_k: float) -> float:
     if real_best.size == 0:
         raise ValueError("outlier threshold needs at least one held-out real slice")
     return robust_low_threshold(real_best, mad_k)
+
+
+def flagged_sets(scores: pd.DataFrame) -> FlaggedSets:
+    """``flag_outliers``' table of one seed split into the generated images and the held-out
+    reals (the ceiling sets in neither), with the threshold and the generated outliers' paths."""
+    generated = scores[is_generated(scores["condition"])]
+    real = scores[scores["condition"] == REAL_CONDITION]
+    outlier_files = set(generated.loc[generated["outlier"], "path"])
+    return FlaggedSets(generated, real, float(scores["threshold"].iloc[0]), outlier_files)
 
 
 def read_scores(paths: list[Path], what: str) -> pd.DataFrame:

@@ -30,9 +30,10 @@ from brainmr.evaluate.ceiling import is_ceiling
 from brainmr.evaluate.findings import findings
 from brainmr.evaluate.kde import likelihood_verdict
 from brainmr.evaluate.morphometry import MEASURES, morphometry_differences
-from brainmr.evaluate.outliers import REAL_CONDITION
+from brainmr.evaluate.outliers import REAL_CONDITION, is_generated
 from brainmr.evaluate.stats import (
     accuracy_interval,
+    ad_labels,
     bootstrap_binary_metrics,
     fisher_test,
     mean_interval,
@@ -115,14 +116,27 @@ def seed_rows(scores: pd.DataFrame, metrics: pd.DataFrame, seed: int, conditions
                 | {"n_total": len(part), "n_outliers": int(part["outlier"].sum())}
                 | {"cnn_interpretable": ok, "ood_reason": why}
             )
-    generated = ~scores["condition"].isin([REAL_CONDITION]) & ~scores["condition"].map(is_ceiling)
-    outliers = scores[scores["outlier"] & generated]
+    outliers = scores[scores["outlier"] & is_generated(scores["condition"])]
     rows.append(
         {"seed": seed, "condition": OUTLIER_SET, "group": "", "kind": "outlier"}
         | set_row(outliers, None)
         | {"n_total": len(outliers), "n_outliers": len(outliers)}
     )
     return pd.DataFrame(rows)
+
+
+def outlier_counts(by_seed: pd.DataFrame, seed: int) -> dict:
+    """What the outlier rule flags in one seed (rows of ``seed_rows``): the generated images
+    (ceiling sets aside), and the held-out reals with their total."""
+    part = by_seed[by_seed["seed"] == seed]
+    real = part[part["condition"] == REAL_CONDITION]
+    generated = part[part["kind"] == "generated"]
+    return {
+        "seed": seed,
+        "generated": int(generated["n_outliers"].sum()),
+        "real": int(real["n_outliers"].sum()),
+        "real_total": int(real["n_total"].sum()),
+    }
 
 
 def _across_seeds(part: pd.DataFrame, row: dict, means, counts) -> dict:
@@ -257,7 +271,7 @@ def likelihood_verdict_on_reals(scores: pd.DataFrame, n_boot: int, seed: int) ->
     ordered (a probability transform saturates them into ties)."""
     real = scores[scores["condition"] == REAL_CONDITION]
     groups = real["group"].astype(str).to_numpy()
-    labels = (groups == "AD").astype(int)
+    labels = ad_labels(groups)
     margin = real["loglik_AD"].to_numpy(float) - real["loglik_CN"].to_numpy(float)
     correct = int(np.sum(~misclassified(real, groups)))
     low, high = accuracy_interval(correct, len(real))
@@ -327,6 +341,7 @@ def summarise_replicates(
         "kde_verdict_on_heldout_reals": likelihood_verdict_on_reals(first, n_bootstrap, seeds[0]),
         "cnn": cnn_summary([io.read_json(p) for p in cnn_metrics], seeds),
         "outlier_threshold": float(first["threshold"].iloc[0]),
+        "outliers_per_seed": [outlier_counts(by_seed, s) for s in seeds],
         "seeds": seeds,
     }
     summary = summarise(by_seed, first)

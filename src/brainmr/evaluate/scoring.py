@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from brainmr import io
 from brainmr.evaluate.classifier import load_classifier, predict_proba
@@ -18,6 +17,7 @@ from brainmr.evaluate.kde import load_kde
 from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours
 from brainmr.evaluate.morphometry import MEASURES, morphometry_table
 from brainmr.evaluate.stats import THRESHOLD
+from brainmr.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def score_images(
     require_groups(images["group"], "images table")
     if images.empty:
         raise ValueError("images table is empty: nothing to score")
-    torch.set_num_threads(max(1, threads))
+    limit_threads(threads, torch=True)
     stack = load_normalised(images["path"])
     pixels = flatten(stack)
     loglik = load_kde(Path(kde_model)).score(pixels)

@@ -14,9 +14,16 @@ import pandas as pd
 from scipy import stats as sps
 from scipy.optimize import brentq
 
+from brainmr import LABELS
+
 NAN = math.nan
-AD, CN = 1, 0  # label coding: 1 = AD
+AD, CN = LABELS.index("AD"), LABELS.index("CN")  # the label coding of brainmr.LABELS
 THRESHOLD = 0.5  # the one decision threshold: P(AD) >= THRESHOLD -> AD (P(M) likewise -> M)
+
+
+def ad_labels(groups: Any) -> np.ndarray:
+    """The 0/1 labels of group names (brainmr.LABELS: AD -> 1, any other name -> 0)."""
+    return np.where(np.asarray(groups).astype(str) == "AD", AD, CN)
 
 
 def _check_counts(k: int, n: int) -> tuple[int, int]:
@@ -199,7 +206,7 @@ def _binary_inputs(
     p = np.asarray(prob, dtype=float).ravel()
     if y.shape != p.shape:
         raise ValueError(f"labels ({y.size}) and probabilities ({p.size}) differ in length")
-    if not np.isin(y, (0, 1)).all():
+    if not np.isin(y, (CN, AD)).all():
         raise ValueError("labels must be 0 (CN) or 1 (AD)")
     if not np.isfinite(p).all():
         raise ValueError("scores must be finite")
@@ -214,7 +221,7 @@ def brier_score(labels: Any, prob: Any) -> float:
     from sklearn.metrics import brier_score_loss
 
     y, p = _binary_inputs(labels, prob)
-    return float(brier_score_loss(y, p, pos_label=1)) if y.size else NAN
+    return float(brier_score_loss(y, p, pos_label=AD)) if y.size else NAN
 
 
 def _auc_rows(prob: np.ndarray, n_pos: int) -> np.ndarray:

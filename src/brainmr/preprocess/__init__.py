@@ -1,7 +1,4 @@
-"""brainmr.preprocess: skull strip, rigid alignment to MNI152 and the centre coronal slice."""
+"""brainmr.preprocess: skull strip, rigid alignment to MNI152 and the centre coronal slice.
 
-from brainmr.preprocess.config import PreprocessConfig
-from brainmr.preprocess.scan import preprocess_scan
-from brainmr.preprocess.volume import InputImageError
-
-__all__ = ["InputImageError", "PreprocessConfig", "preprocess_scan"]
+Import from the submodules: ``slicing`` needs numpy alone (the demo corpus uses it in the
+diffusion env), ``scan`` the whole SimpleITK/deepbet stack."""

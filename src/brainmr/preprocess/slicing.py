@@ -27,17 +27,18 @@ def crop_or_pad(image: np.ndarray, size: int, centre: tuple[int, int]) -> np.nda
     return out
 
 
-def center_coronal_slice(aligned: np.ndarray, size: int) -> np.ndarray:
-    """The coronal plane j = 116 (MNI y = -18 mm) of a volume in the template grid (i, j, k;
-    RAS+), cropped or zero-padded to ``size`` x ``size`` around the grid centre (x = 0, z = +22
-    mm) and oriented for viewing: row 0 = superior, column 0 = the subject's right
-    (radiological view, 1 mm pixels)."""
+def center_coronal_slice(aligned: np.ndarray, size: int, j: int = CORONAL_J) -> np.ndarray:
+    """The coronal plane j = 116 (MNI y = -18 mm; another plane ``j`` where given, as the demo
+    base's pretraining corpus samples) of a volume in the template grid (i, j, k; RAS+), cropped
+    or zero-padded to ``size`` x ``size`` around the grid centre (x = 0, z = +22 mm) and
+    oriented for viewing: row 0 = superior, column 0 = the subject's right (radiological view,
+    1 mm pixels)."""
     if aligned.shape != TEMPLATE_SHAPE:
         raise ValueError(
             f"expected a volume in the template grid {TEMPLATE_SHAPE}, got {aligned.shape}"
         )
     # [i, k] with i = left -> right and k = inferior -> superior; flip both, rows = k
-    plane = aligned[::-1, CORONAL_J, ::-1].T
+    plane = aligned[::-1, j, ::-1].T
     centre = (TEMPLATE_SHAPE[2] - 1 - CENTRE_K, TEMPLATE_SHAPE[0] - 1 - CENTRE_I)
     return crop_or_pad(plane, size, centre)
 

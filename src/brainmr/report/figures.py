@@ -15,18 +15,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from brainmr import GROUPS, io  # noqa: E402
-from brainmr.evaluate.ceiling import is_ceiling  # noqa: E402
 from brainmr.evaluate.images import load_image  # noqa: E402
-from brainmr.evaluate.outliers import REAL_CONDITION, best_loglik  # noqa: E402
+from brainmr.evaluate.outliers import best_loglik, flagged_sets  # noqa: E402
 from brainmr.evaluate.replicates import OUTLIER_SET  # noqa: E402
-from brainmr.report.tables import REAL_LABEL, row_label, set_label  # noqa: E402
+from brainmr.report.format import figure_title  # noqa: E402
+from brainmr.report.labels import REAL_LABEL, row_label, set_label  # noqa: E402
 
 OUTLIER_COLOUR = "tab:red"
-
-
-def _title(text: str, run_label: str, synthetic: bool) -> str:
-    prefix = "SYNTHETIC DEMO DATA - " if synthetic else ""
-    return f"{prefix}{text}\n{run_label}"
 
 
 def _show(ax, path: str, caption: str = "", colour: str = "black") -> None:
@@ -71,7 +66,9 @@ def figure1(
             caption = "outlier" if is_outlier else ""
             _show(ax, item["path"], caption, OUTLIER_COLOUR if is_outlier else "black")
         axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-    fig.suptitle(_title("Figure 1: real and generated slices", run_label, synthetic), fontsize=9)
+    fig.suptitle(
+        figure_title("Figure 1: real and generated slices", run_label, synthetic), fontsize=9
+    )
     fig.tight_layout()
     return fig
 
@@ -135,7 +132,7 @@ def histograms(
     ax.set(xlabel="best log-likelihood (max over classes)", title="outlier rule")
     _note_below(ax, below, low)
     ax.legend(fontsize=7)
-    fig.suptitle(_title("KDE log-likelihoods", run_label, synthetic), fontsize=9)
+    fig.suptitle(figure_title("KDE log-likelihoods", run_label, synthetic), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -178,7 +175,7 @@ def memorization_figure(
         f"Closest generated/train pairs (Pearson r); red: above the memorization threshold "
         f"{threshold:.3f}"
     )
-    fig.suptitle(_title(text, run_label, synthetic), fontsize=9)
+    fig.suptitle(figure_title(text, run_label, synthetic), fontsize=9)
     fig.tight_layout(h_pad=1.5)
     return fig
 
@@ -223,7 +220,7 @@ def forest_plot(summary: pd.DataFrame, conditions: Mapping, run_label: str, synt
         "Mean of per-seed fractions, t 95% intervals across seeds; hollow: CNN counts not "
         "interpretable (OOD)"
     )
-    fig.suptitle(_title(text, run_label, synthetic), fontsize=9)
+    fig.suptitle(figure_title(text, run_label, synthetic), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -244,11 +241,7 @@ def make_figures(
     """Figures of the first seed's flagged scores (Figure 1, histograms, memorization) and of the
     summary across seeds (forest plot). Thresholds are read, never recomputed."""
     table = io.read_tsv(scores).astype({"condition": str, "group": str, "path": str})
-    is_real = table["condition"] == REAL_CONDITION
-    is_generated = ~is_real & ~table["condition"].map(is_ceiling)
-    generated, real = table[is_generated], table[is_real]
-    threshold = float(table["threshold"].iloc[0])
-    outlier_files = set(generated.loc[generated["outlier"], "path"])
+    generated, real, threshold, outlier_files = flagged_sets(table)
     mem = float(io.read_tsv(set_metrics)["memorization_threshold"].iloc[0])
     io.save_figure(
         out_figure1, figure1(generated, real, conditions, outlier_files, run_label, synthetic)

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from brainmr.report.tables import fmt, interval, row_label, set_label
+from brainmr.report.format import fmt, interval
+from brainmr.report.labels import row_label, set_label
 
 JUDGE_NAMES = {"cnn": "the CNN", "likelihood": "the likelihood verdict", "morphometry": "anatomy"}
 

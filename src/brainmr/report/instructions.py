@@ -1,5 +1,5 @@
 """The instruction-following tables and figures, formatted from brainmr.evaluate.following's long
-table: nothing is computed here but layout (and the per-seed scatter/confusion counts drawn)."""
+table and images table: nothing is computed here but layout."""
 
 from __future__ import annotations
 
@@ -17,17 +17,17 @@ from brainmr import GROUPS, io  # noqa: E402
 from brainmr.evaluate.following import (  # noqa: E402
     ACROSS,
     GENERATED,
-    INSTRUCTED,
     ROLES,
     SEXES,
     as_bool,
+    instructed_images,
+    sex_confusion,
 )
 from brainmr.evaluate.morphometry import HELD_OUT  # noqa: E402
-from brainmr.evaluate.stats import THRESHOLD  # noqa: E402
-from brainmr.report.figures import _title  # noqa: E402
-from brainmr.report.tables import (  # noqa: E402
+from brainmr.report.format import (  # noqa: E402
     DASH,
     NOT_INTERPRETABLE,
+    figure_title,
     fmt,
     header,
     interval,
@@ -141,18 +141,10 @@ def instructions_markdown(
     return "\n".join(lines + sets_markdown(table, labels))
 
 
-def _confusion(requested: pd.Series, prob_m: pd.Series) -> np.ndarray:
-    """Counts, rows requested F/M, columns predicted F/M (P(M) >= 0.5 means M)."""
-    predicted = np.where(prob_m.to_numpy(float) >= THRESHOLD, "M", "F")
-    req = requested.astype(str).str.strip().to_numpy()
-    return np.array([[np.sum((req == a) & (predicted == b)) for b in SEXES] for a in SEXES])
-
-
 def instructions_figure(images: pd.DataFrame, reals: pd.DataFrame, seed, title: str):
     """Requested vs predicted age of one seed's instructed sets (outliers left out), the reals'
     true vs predicted age beside it, and the instructed sets' 2x2 sex confusion counts."""
-    kept = images[(images["role"] == INSTRUCTED) & ~as_bool(images["outlier"], "outlier")]
-    kept = kept[kept["seed"].astype(str) == str(seed)]
+    kept = instructed_images(images, seed)
     fig, axes = plt.subplots(1, 3, figsize=(13.0, 4.2), width_ratios=[1, 1, 0.75])
     ages = pd.concat([kept["requested_age"], kept["predicted_age"], reals["age"]])
     ages = pd.concat([ages, reals["predicted_age"]]).to_numpy(float)
@@ -181,7 +173,7 @@ def instructions_figure(images: pd.DataFrame, reals: pd.DataFrame, seed, title: 
         ax.set(xlim=span, ylim=span, xlabel=xlabel, ylabel="predicted age (judge)")
         ax.set_title(caption, fontsize=9)
         ax.legend(loc="upper left", fontsize=7)
-    counts = _confusion(kept["requested_sex"], kept["prob_M"])
+    counts = sex_confusion(kept["requested_sex"], kept["prob_M"])
     axes[2].imshow(counts, cmap="Blues", vmin=0, vmax=max(int(counts.max()), 1))
     for (i, j), n in np.ndenumerate(counts):
         colour = "white" if n > counts.max() / 2 else "black"
@@ -218,7 +210,7 @@ def write_instructions(
         table.to_csv(tmp, index=False, encoding="utf-8")
     io.write_text(out_md, instructions_markdown(table, labels, run_label, synthetic) + "\n")
     for seed, path in out_figures.items():
-        title = _title("Instruction following: age and sex", run_label, synthetic)
+        title = figure_title("Instruction following: age and sex", run_label, synthetic)
         io.save_figure(path, instructions_figure(images, reals, seed, title))
 
 

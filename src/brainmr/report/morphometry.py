@@ -13,9 +13,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from brainmr import GROUPS  # noqa: E402
-from brainmr.evaluate.morphometry import HELD_OUT, MEASURE_LABELS, MEASURES, TRAIN  # noqa: E402
-from brainmr.report.tables import fmt, interval, markdown_table  # noqa: E402
+from brainmr import GROUPS, io  # noqa: E402
+from brainmr.evaluate.morphometry import (  # noqa: E402
+    HELD_OUT,
+    MEASURE_LABELS,
+    MEASURES,
+    TRAIN,
+    per_image_measures,
+)
+from brainmr.report.format import (  # noqa: E402
+    figure_title,
+    fmt,
+    header,
+    interval,
+    markdown_table,
+)
 
 GROUP_COLOURS = {"AD": "tab:red", "CN": "tab:blue"}
 COLUMNS = [
@@ -120,7 +132,7 @@ def morphometry_figure(per_image: pd.DataFrame, labels: Mapping[str, str], title
 def source_labels(sources, conditions: Mapping) -> dict[str, str]:
     """Display labels: a condition by its Table 1 label, a ceiling set as reals through it."""
     from brainmr.evaluate.ceiling import CEILING_PREFIX, is_ceiling
-    from brainmr.report.tables import row_label
+    from brainmr.report.labels import row_label
 
     labels = {}
     for source in sources:
@@ -147,24 +159,12 @@ def write_morphometry(
     """morphometry.csv/.md from evaluate's differences table, and the figure of every image's
     measures: held-out reals and ceiling sets from the first seed (the same in every seed), the
     generated sets of every seed; outliers left out as in Table 1."""
-    from brainmr import io
-    from brainmr.evaluate.ceiling import is_ceiling
-    from brainmr.evaluate.outliers import REAL_CONDITION
-    from brainmr.report.figures import _title
-    from brainmr.report.tables import header
-
     diffs = io.read_tsv(morphometry).astype({"source": str, "seed": str})
-    frames = []
-    for i, path in enumerate(scores):
-        table = io.read_tsv(path).astype({"condition": str, "group": str})
-        table = table[~table["outlier"].astype(bool)]
-        once = (table["condition"] == REAL_CONDITION) | table["condition"].map(is_ceiling)
-        frames.append(table if i == 0 else table[~once])
-    per_image = pd.concat(frames, ignore_index=True)
-    per_image["source"] = per_image["condition"].replace({REAL_CONDITION: HELD_OUT})
-    order = [HELD_OUT, *[c for c in dict.fromkeys(per_image["source"]) if c != HELD_OUT]]
-    per_image = per_image.set_index("source").loc[order].reset_index()
-    labels = source_labels(order + list(diffs["source"].unique()), conditions)
+    per_image = per_image_measures(
+        [io.read_tsv(p).astype({"condition": str, "group": str}) for p in scores]
+    )
+    sources = list(dict.fromkeys(per_image["source"]))
+    labels = source_labels(sources + list(diffs["source"].unique()), conditions)
     with io.atomic_path(out_csv) as tmp:
         diffs.assign(label=diffs["source"].map(lambda s: labels.get(s, s))).to_csv(
             tmp, index=False, float_format="%.6g"
@@ -174,5 +174,5 @@ def write_morphometry(
     )
     lines += [morphometry_markdown(diffs, labels)]
     io.write_text(out_md, "\n".join(lines) + "\n")
-    title = _title("Morphometry per image (outliers excluded)", run_label, synthetic)
+    title = figure_title("Morphometry per image (outliers excluded)", run_label, synthetic)
     io.save_figure(out_figure, morphometry_figure(per_image, labels, title))

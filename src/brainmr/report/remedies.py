@@ -13,8 +13,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from brainmr import GROUPS, io  # noqa: E402
-from brainmr.report.figures import _title, interval_point  # noqa: E402
-from brainmr.report.tables import DASH, NOT_INTERPRETABLE, fmt, header, interval  # noqa: E402
+from brainmr.report.figures import interval_point  # noqa: E402
+from brainmr.report.format import (  # noqa: E402
+    DASH,
+    NOT_INTERPRETABLE,
+    figure_title,
+    fmt,
+    header,
+    interval,
+)
 
 MEASURE_NAMES = {"cnn_AD": "predicted AD (CNN)", "likelihood_AD": "AD by likelihood"}
 MEASURES = tuple(MEASURE_NAMES)
@@ -200,7 +207,7 @@ def remedies_forest(table: pd.DataFrame, run_label: str, synthetic: bool):
         "Judged AD, mean across seeds (Student-t 95%); dashed: baseline; hollow: CNN not "
         "interpretable (OOD)"
     )
-    fig.suptitle(_title(text, run_label, synthetic), fontsize=9)
+    fig.suptitle(figure_title(text, run_label, synthetic), fontsize=9)
     fig.tight_layout()
     return fig
 

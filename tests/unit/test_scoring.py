@@ -1,0 +1,88 @@
+"""brainmr.evaluate.scoring: per-image scores against the toy KDE, a toy CNN and the training
+slices (nearest neighbour inside the brain), and the memorization call they feed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from toy_evaluation import classifier_config
+
+from brainmr import io
+from brainmr.evaluate.classifier import train_classifier
+from brainmr.evaluate.metrics import memorization_summary, memorization_threshold
+from brainmr.evaluate.scoring import SCORE_COLUMNS, score_images
+from brainmr.evaluate.stats import THRESHOLD
+from brainmr.evaluate.toy import toy_slices
+
+
+@pytest.fixture(scope="module")
+def classifier_file(toy_split):
+    scans = pd.concat(
+        [toy_split["train"].assign(split="train"), toy_split["test"].assign(split="test")]
+    )
+    root = toy_split["root"]
+    train_classifier(
+        scans=scans,
+        out_model=root / "cnn.pt",
+        out_metrics=root / "cnn.json",
+        out_predictions=root / "pred.tsv",
+        cfg=classifier_config(cnn_epochs=3, n_bootstrap=100),
+        threads=1,
+    )
+    return root / "cnn.pt"
+
+
+def test_score_images_flags_an_exact_copy_as_memorized(
+    toy_split, kde_files, classifier_file, tmp_path
+):
+    train = toy_split["train"]
+    copied = train["path"][3]
+    io.save_png_gray(tmp_path / "gen_000.png", io.load_npy(copied))
+    io.save_png_gray(tmp_path / "gen_001.png", toy_slices("AD", 1, seed=9)[0])
+    generated = pd.DataFrame(
+        {
+            "path": [str(tmp_path / "gen_000.png"), str(tmp_path / "gen_001.png")],
+            "condition": "brain",
+            "group": "AD",
+        }
+    )
+    score_images(
+        images=generated,
+        kde_model=kde_files[0],
+        classifier=classifier_file,
+        train=train,
+        out_tsv=tmp_path / "gen.tsv",
+    )
+    real = toy_split["test"].assign(condition="real")
+    score_images(
+        images=real,
+        kde_model=kde_files[0],
+        classifier=classifier_file,
+        train=train,
+        out_tsv=tmp_path / "real.tsv",
+    )
+    gen, real_scores = io.read_tsv(tmp_path / "gen.tsv"), io.read_tsv(tmp_path / "real.tsv")
+    assert list(gen.columns) == SCORE_COLUMNS and len(real_scores) == 30
+    assert gen["file"].tolist() == ["gen_000.png", "gen_001.png"]
+    assert gen.loc[0, "nn_path"] == copied and gen.loc[0, "nn_corr"] > 0.999
+    for scores in (gen, real_scores):  # the CNN's call is P(AD) at the one threshold
+        assert scores["prob_AD"].between(0, 1).all()
+        expected = np.where(scores["prob_AD"] >= THRESHOLD, "AD", "CN")
+        assert scores["predicted"].tolist() == expected.tolist()
+    threshold = memorization_threshold(real_scores["nn_corr"], 0.99)
+    summary = memorization_summary(gen["nn_corr"], threshold)
+    assert summary["n_memorized"] == 1 and summary["nn_corr_max"] > threshold
+
+
+def test_score_images_rejects_wrong_size(toy_split, kde_files, classifier_file, tmp_path):
+    io.save_png_gray(tmp_path / "small.png", np.zeros((64, 64), np.float32))
+    images = pd.DataFrame({"path": [str(tmp_path / "small.png")], "condition": "x", "group": "AD"})
+    with pytest.raises(ValueError, match="small.png"):
+        score_images(
+            images=images,
+            kde_model=kde_files[0],
+            classifier=classifier_file,
+            train=toy_split["train"],
+            out_tsv=tmp_path / "s.tsv",
+        )
