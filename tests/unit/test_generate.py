@@ -50,9 +50,13 @@ def test_generation_is_reproducible_and_independent_of_batching(tmp_path, tiny_b
     generate_images(out_dir=tmp_path / "again", cfg=cfg, **kw)
     generate_images(out_dir=tmp_path / "single", cfg=gen_cfg(1), **kw)
     manifest = pd.read_csv(tmp_path / "batched" / "manifest.tsv", sep="\t")
-    assert list(manifest.columns) == ["file", "seed", "prompt", "condition", "group"]
+    assert list(manifest.columns) == ["file", "generator_seed", "prompt", "condition", "group"]
     assert manifest.file.tolist() == ["brain_AD_000.png", "brain_AD_001.png", "brain_AD_002.png"]
-    assert manifest.prompt.tolist() == [AD_PROMPT] * 3 and manifest.seed.tolist() == [0, 1, 2]
+    assert manifest.prompt.tolist() == [AD_PROMPT] * 3 and manifest.generator_seed.tolist() == [
+        0,
+        1,
+        2,
+    ]
     batched = [io.load_png_gray(tmp_path / "batched" / f) for f in manifest.file]
     assert batched[0].shape == (160, 160)
     assert not np.allclose(batched[0], batched[1])  # different seeds, different images

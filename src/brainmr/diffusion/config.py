@@ -72,5 +72,5 @@ class GenerateConfig:
     num_inference_steps: int
     guidance_scale: float
     negative_prompt: str
-    seed: int
+    seed: int  # the generator seed of image 0 (brainmr.seeds.first_generator_seed), not a replicate
     mixed_precision: str

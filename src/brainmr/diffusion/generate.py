@@ -113,9 +113,10 @@ def write_image_set(
     requests: pd.DataFrame | None = None,
 ) -> None:
     """Write ``cfg.n_images`` images of ``prompt`` (8-bit grayscale PNGs, image_size squared)
-    and manifest.tsv (file, seed, prompt, condition, group) into ``out_dir``, atomically. With
-    ``requests`` (one row per image: prompt, requested_age, requested_sex, age_bin), image i is
-    drawn from its own prompt and the manifest carries its request."""
+    and manifest.tsv (file, generator_seed, prompt, condition, group) into ``out_dir``,
+    atomically; image i's generator seed is ``cfg.seed + i`` (brainmr.seeds). With ``requests``
+    (one row per image: prompt, requested_age, requested_sex, age_bin), image i is drawn from its
+    own prompt and the manifest carries its request."""
     if requests is not None:
         if len(requests) != cfg.n_images:
             raise ValueError(f"{len(requests)} instruction requests for {cfg.n_images} images")
@@ -134,7 +135,7 @@ def write_image_set(
                 text = prompt if isinstance(prompt, str) else prompt[i]
                 rows.append((name, cfg.seed + i, text, condition, group))
             bar.update(len(indices))
-        columns = ["file", "seed", "prompt", "condition", "group"]
+        columns = ["file", "generator_seed", "prompt", "condition", "group"]
         manifest = pd.DataFrame(rows, columns=columns)
         if requests is not None:
             asked = requests[["requested_age", "requested_sex", "age_bin"]].reset_index(drop=True)
