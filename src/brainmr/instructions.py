@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from brainmr import LABELS
+
 FIELDS = ("group", "age", "age_bin", "age_bin_centre", "sex", "sex_word")
-GROUP_CODES = {"AD": 1, "CN": 0}  # a class's part of the request draws' seed
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def request_table(
         pool = heldout[heldout["group"] == group]
         if pool.empty:
             raise ValueError(f"no held-out {group} subjects to draw instruction requests from")
-        rng = np.random.default_rng([int(cfg.seed), int(seed), GROUP_CODES[group]])
+        rng = np.random.default_rng([int(cfg.seed), int(seed), LABELS.index(group)])  # per class
         picks = rng.integers(0, len(pool), size=n)
         rows = [pool.iloc[int(i)].to_dict() | {"group": group} for i in picks]
     out = []
