@@ -98,3 +98,33 @@ def test_killed_lora_run_resumes_to_the_same_weights(tmp_path, tiny_base, tiny_i
     b = StableDiffusionPipeline.from_pretrained(str(tmp_path / "b"))
     assert _differs(a.unet, b.unet) == set() and _differs(a.text_encoder, b.text_encoder) == set()
     assert _differs(base.unet, b.unet)  # it did train
+
+
+def test_lora_checkpoint_at_sd15_size_is_adapters_of_a_few_mb():
+    """SD 1.5's UNet (from its config, on the meta device: no memory, no download) with rank-4
+    adapters on the attention projections: the adapters a checkpoint holds are 797,184 numbers,
+    counted by hand below, against 859.5 M in the frozen UNet it no longer holds."""
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+    from peft.utils import get_peft_model_state_dict
+
+    from brainmr.diffusion.lora import LORA_UNET_MODULES, add_lora
+
+    with init_empty_weights():
+        unet = UNet2DConditionModel(
+            block_out_channels=(320, 640, 1280, 1280),
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            cross_attention_dim=768,
+            attention_head_dim=8,
+        )
+        base = sum(p.numel() for p in unet.parameters())
+        add_lora(unet, rank=4, target_modules=LORA_UNET_MODULES)
+    adapters = sum(t.numel() for t in get_peft_model_state_dict(unet).values())
+    # per transformer block of width C, rank r: self-attention q, k, v, out 4 x 2rC; cross
+    # attention q, out 2 x 2rC and k, v r (768 + C) each; blocks: 5 at 320, 5 at 640, 6 at 1280
+    r, blocks = 4, {320: 5, 640: 5, 1280: 6}
+    assert adapters == sum(n * r * (14 * c + 2 * 768) for c, n in blocks.items()) == 797_184
+    assert base == 859_520_964
+    # fp32 adapters plus AdamW's two moments: the checkpoint's weights and optimizer state
+    assert adapters * 4 * 3 / 1e6 == pytest.approx(9.57, abs=0.01)
