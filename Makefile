@@ -47,10 +47,10 @@ instructions: setup
 	$(BIN)/snakemake --cores $(CORES) $(INSTRUCTIONS_CONFIG) --report results/report.html
 	@cat results/instructions.md
 
-# Two workers: the end-to-end run (one worker, its readers grouped with it) waits on SLURM and on
-# job start-up while the unit tests fill the other core.
+# Two workers: the end-to-end run (one worker, its readers with it: tests/conftest.py) waits on
+# SLURM and on job start-up while the other tests fill the other core.
 test: setup
-	$(BIN)/pytest -q -ra -n 2 --dist loadgroup
+	$(BIN)/pytest -q -ra -n 2
 
 lint: setup
 	$(BIN)/ruff check src tests bench workflow/scripts

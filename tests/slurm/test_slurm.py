@@ -37,8 +37,6 @@ SUBJECT_GROUP = "subject"
 PER_SUBJECT_RULES = ("synthesize_demo_scan", "preprocess_scan")
 
 needs_cluster = pytest.mark.skipif(slurm_skip_reason() is not None, reason=str(slurm_skip_reason()))
-# Under pytest -n: on the worker that holds the shared end-to-end run (tests/conftest.py)
-pytestmark = pytest.mark.xdist_group("small_run")
 
 
 @pytest.fixture(scope="module")

@@ -230,7 +230,6 @@ def test_dry_run_adni_config_missing_image_fails_before_jobs(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("small_run")
 def test_end_to_end_small_run(small_run, tmp_path):
     """The whole DAG on the small config (the suite's shared run, through SLURM where the machine
     allows): slices, models, images, Table 1, figures, report; then local runs in its folder."""
