@@ -8,12 +8,14 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+from brainmr import GROUPS, SLICE_SIZE
 
 
 @contextlib.contextmanager
@@ -108,3 +110,41 @@ def save_figure(path: str | os.PathLike, fig) -> None:
 
 def read_json(path: str | os.PathLike) -> object:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read a slice (.npy) or generated image (.png) as a 160 x 160 float32 array in [0, 1]."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    if suffix == ".npy":
+        image = load_npy(path).astype(np.float32)
+    elif suffix == ".png":
+        image = load_png_gray(path)
+    else:
+        raise ValueError(f"{path}: unsupported image type {suffix!r} (expected .npy or .png)")
+    if image.shape != (SLICE_SIZE, SLICE_SIZE):
+        raise ValueError(
+            f"{path}: image shape {image.shape}, expected ({SLICE_SIZE}, {SLICE_SIZE})"
+        )
+    if not np.all(np.isfinite(image)):
+        raise ValueError(f"{path}: image contains NaN or infinite values")
+    if image.min() < -1e-6 or image.max() > 1 + 1e-6:
+        raise ValueError(
+            f"{path}: intensities span [{image.min():.3g}, {image.max():.3g}], expected [0, 1]"
+        )
+    return image
+
+
+def require_columns(table, columns: Iterable[str], what: str) -> None:
+    """Raise a clear error when a table lacks columns the stage needs."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; has {list(table.columns)}")
+
+
+def require_groups(groups: Iterable[str], what: str) -> None:
+    bad = sorted({str(g) for g in groups} - set(GROUPS))
+    if bad:
+        raise ValueError(f"{what}: unknown group(s) {bad}; expected AD or CN")

@@ -50,7 +50,11 @@ def test_through_vae_is_the_generators_path(base, held_out):
 def test_ceiling_sets_are_written_like_generated_sets(tmp_path, base, held_out):
     dirs = {g: tmp_path / "ceiling" / "vae32" / g for g in ("AD", "CN")}
     write_ceiling_sets(
-        base_model=str(base), test=held_out, resolution=32, bottleneck="vae32", out_dirs=dirs
+        base_model=str(base),
+        test=held_out,
+        resolution=32,
+        condition=ceiling_condition("vae32"),
+        out_dirs=dirs,
     )
     ad, cn = generated_table(dirs["AD"]), generated_table(dirs["CN"])
     assert len(ad) == 2 and len(cn) == 3
@@ -59,5 +63,5 @@ def test_ceiling_sets_are_written_like_generated_sets(tmp_path, base, held_out):
     assert io.load_png_gray(ad["path"].iloc[0]).shape == (160, 160)
     with pytest.raises(ValueError, match="one folder per class"):
         write_ceiling_sets(
-            base_model=str(base), test=held_out, resolution=32, bottleneck="x", out_dirs={}
+            base_model=str(base), test=held_out, resolution=32, condition="ceiling_x", out_dirs={}
         )

@@ -2,6 +2,7 @@ import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import slice_table
 from brainmr.diffusion.bottleneck import write_ceiling_sets
+from brainmr.evaluate.ceiling import ceiling_condition
 from brainmr.io import read_tsv
 from brainmr.logs import log_to
 
@@ -11,7 +12,7 @@ write_ceiling_sets(
     base_model=snakemake.params.base_model,
     test=slices[slices.split == "test"],
     resolution=snakemake.params.resolution,
-    bottleneck=snakemake.wildcards.bottleneck,
+    condition=ceiling_condition(snakemake.wildcards.bottleneck),
     out_dirs={"AD": snakemake.output.AD, "CN": snakemake.output.CN},
     mixed_precision=snakemake.params.mixed_precision,
     threads=snakemake.threads,

@@ -19,8 +19,7 @@ from brainmr.diffusion.common import (
     rgb_to_gray,
     slices_to_pixels,
 )
-from brainmr.evaluate.ceiling import ceiling_condition
-from brainmr.evaluate.images import load_image, require_columns, require_groups
+from brainmr.io import load_image, require_columns, require_groups
 from brainmr.threads import limit_threads
 
 log = logging.getLogger(__name__)
@@ -54,25 +53,25 @@ def write_ceiling_sets(
     base_model: str,
     test: pd.DataFrame,
     resolution: int,
-    bottleneck: str,
+    condition: str,
     out_dirs: dict[str, Path],
     mixed_precision: str = "no",
     threads: int = 1,
 ) -> None:
     """One folder per class of held-out real slices (``test``: subject, group, path) through the
     base's VAE at ``resolution``: 8-bit PNGs and manifest.tsv (file, subject, condition, group),
-    like a generated set, so that the same scoring reads them."""
+    like a generated set, so that the same scoring reads them; ``condition`` names the sets
+    (brainmr.evaluate.ceiling)."""
     require_columns(test, ["subject", "group", "path"], "held-out slices table")
     require_groups(test["group"], "held-out slices table")
     if set(out_dirs) != set(GROUPS):
         raise ValueError(f"ceiling sets need one folder per class {GROUPS}, got {sorted(out_dirs)}")
     limit_threads(threads, torch=True)
     vae = load_vae(base_model, mixed_precision).eval()
-    condition = ceiling_condition(bottleneck)
     for group in GROUPS:
         rows = test[test["group"] == group].sort_values("subject")
         if rows.empty:
-            raise ValueError(f"no held-out {group} slices to take through the {bottleneck} VAE")
+            raise ValueError(f"no held-out {group} slices to take through the VAE ({condition})")
         images = through_vae(np.stack([load_image(p) for p in rows["path"]]), vae, resolution)
         with io.atomic_dir(out_dirs[group]) as tmp:
             names = [f"{condition}_{group}_{s}.png" for s in rows["subject"]]
@@ -83,5 +82,5 @@ def write_ceiling_sets(
             )
             io.write_tsv(Path(tmp) / "manifest.tsv", manifest)
         log.info(
-            "%d held-out %s slices through %s -> %s", len(rows), group, bottleneck, out_dirs[group]
+            "%d held-out %s slices through %s -> %s", len(rows), group, condition, out_dirs[group]
         )

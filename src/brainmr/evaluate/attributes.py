@@ -37,8 +37,9 @@ from brainmr.evaluate.classifier import (
 )
 from brainmr.evaluate.config import ClassifierConfig
 from brainmr.evaluate.following import follow_figures
-from brainmr.evaluate.images import load_normalised, require_columns, require_groups
+from brainmr.evaluate.images import load_normalised
 from brainmr.evaluate.stats import bootstrap_binary_metrics
+from brainmr.io import require_columns, require_groups
 from brainmr.logs import progress
 from brainmr.threads import limit_threads
 

@@ -31,7 +31,7 @@ from torch import nn
 from brainmr import GROUPS, LABELS, SLICE_SIZE, io
 from brainmr.evaluate.balance import split_balance
 from brainmr.evaluate.config import ClassifierConfig
-from brainmr.evaluate.images import load_normalised, require_columns, require_groups
+from brainmr.evaluate.images import load_normalised
 from brainmr.evaluate.stats import (
     AD,
     CN,
@@ -40,6 +40,7 @@ from brainmr.evaluate.stats import (
     bootstrap_binary_metrics,
     reliability_table,
 )
+from brainmr.io import require_columns, require_groups
 from brainmr.logs import progress
 from brainmr.threads import limit_threads
 

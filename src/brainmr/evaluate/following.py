@@ -20,7 +20,6 @@ import pandas as pd
 from scipy import stats as sps
 
 from brainmr import GROUPS
-from brainmr.evaluate.images import require_columns, require_groups
 from brainmr.evaluate.morphometry import HELD_OUT, class_difference
 from brainmr.evaluate.stats import (
     THRESHOLD,
@@ -28,6 +27,7 @@ from brainmr.evaluate.stats import (
     bootstrap_binary_metrics,
     mean_interval,
 )
+from brainmr.io import require_columns, require_groups
 
 NAN = math.nan
 SEXES = ("F", "M")

@@ -18,36 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from brainmr import SLICE_SIZE, io
+from brainmr import SLICE_SIZE
+from brainmr.io import load_image
 
 FOREGROUND_LEVEL = 0.05
 NORMALISE_PERCENTILE = 99.5
 MIN_FOREGROUND_FRACTION = 0.01
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """Read a slice (.npy) or generated image (.png) as a 160 x 160 float32 array in [0, 1]."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    if suffix == ".npy":
-        image = io.load_npy(path).astype(np.float32)
-    elif suffix == ".png":
-        image = io.load_png_gray(path)
-    else:
-        raise ValueError(f"{path}: unsupported image type {suffix!r} (expected .npy or .png)")
-    if image.shape != (SLICE_SIZE, SLICE_SIZE):
-        raise ValueError(
-            f"{path}: image shape {image.shape}, expected ({SLICE_SIZE}, {SLICE_SIZE})"
-        )
-    if not np.all(np.isfinite(image)):
-        raise ValueError(f"{path}: image contains NaN or infinite values")
-    if image.min() < -1e-6 or image.max() > 1 + 1e-6:
-        raise ValueError(
-            f"{path}: intensities span [{image.min():.3g}, {image.max():.3g}], expected [0, 1]"
-        )
-    return image
 
 
 def normalise_intensity(image: np.ndarray) -> np.ndarray:
@@ -70,16 +46,3 @@ def load_normalised(paths: Iterable[str | Path]) -> np.ndarray:
 def flatten(images: np.ndarray) -> np.ndarray:
     """(n, H, W) -> (n, H * W) float64, the KDE's pixel space."""
     return images.reshape(len(images), -1).astype(np.float64)
-
-
-def require_columns(table, columns: Iterable[str], what: str) -> None:
-    """Raise a clear error when a table lacks columns the stage needs."""
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; has {list(table.columns)}")
-
-
-def require_groups(groups: Iterable[str], what: str) -> None:
-    bad = sorted({str(g) for g in groups} - {"AD", "CN"})
-    if bad:
-        raise ValueError(f"{what}: unknown group(s) {bad}; expected AD or CN")

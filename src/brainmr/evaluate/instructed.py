@@ -23,8 +23,9 @@ from brainmr.evaluate.following import (
     instruction_table,
     shuffled_requests,
 )
-from brainmr.evaluate.images import load_normalised, require_columns
+from brainmr.evaluate.images import load_normalised
 from brainmr.evaluate.morphometry import MEASURES
+from brainmr.io import require_columns
 
 log = logging.getLogger(__name__)
 

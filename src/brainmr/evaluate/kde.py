@@ -45,10 +45,9 @@ from brainmr.evaluate.images import (
     NORMALISE_PERCENTILE,
     flatten,
     load_normalised,
-    require_columns,
-    require_groups,
 )
 from brainmr.evaluate.stats import ad_labels
+from brainmr.io import require_columns, require_groups
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import pandas as pd
 from brainmr import io
 from brainmr.evaluate.bandwidth import choose_bandwidths, effective_rule
 from brainmr.evaluate.config import BALANCES, BANDWIDTH_RULES, KdeConfig, check_kde_config
-from brainmr.evaluate.images import flatten, load_normalised, require_columns, require_groups
+from brainmr.evaluate.images import flatten, load_normalised
 from brainmr.evaluate.kde import (
     capped_components,
     fit_densities,
@@ -28,6 +28,7 @@ from brainmr.evaluate.kde import (
     verdict_metrics,
 )
 from brainmr.evaluate.stats import robust_low_threshold
+from brainmr.io import require_columns, require_groups
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ from scipy import ndimage as ndi
 from scipy import stats as sps
 
 from brainmr import GROUPS
-from brainmr.evaluate.images import FOREGROUND_LEVEL, require_columns, require_groups
+from brainmr.evaluate.images import FOREGROUND_LEVEL
 from brainmr.evaluate.stats import mean_interval
+from brainmr.io import require_columns, require_groups
 
 NAN = math.nan
 MEASURES = ("brain_area_mm2", "csf_fraction", "ventricle_area_mm2")

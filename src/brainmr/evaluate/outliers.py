@@ -21,9 +21,9 @@ import pandas as pd
 
 from brainmr import io
 from brainmr.evaluate.ceiling import is_ceiling
-from brainmr.evaluate.images import require_columns
 from brainmr.evaluate.scoring import SCORE_COLUMNS
 from brainmr.evaluate.stats import robust_low_threshold
+from brainmr.io import require_columns
 
 log = logging.getLogger(__name__)
 

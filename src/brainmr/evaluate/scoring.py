@@ -12,11 +12,12 @@ import pandas as pd
 
 from brainmr import io
 from brainmr.evaluate.classifier import load_classifier, predict_proba
-from brainmr.evaluate.images import flatten, load_normalised, require_columns, require_groups
+from brainmr.evaluate.images import flatten, load_normalised
 from brainmr.evaluate.kde import load_kde
 from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours
 from brainmr.evaluate.morphometry import MEASURES, morphometry_table
 from brainmr.evaluate.stats import THRESHOLD
+from brainmr.io import require_columns, require_groups
 from brainmr.threads import limit_threads
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ import pandas as pd
 from brainmr import GROUPS, io
 from brainmr.evaluate.classifier import extract_features, load_classifier
 from brainmr.evaluate.config import JudgeConfig
-from brainmr.evaluate.images import load_normalised, require_columns
+from brainmr.evaluate.images import load_normalised
 from brainmr.evaluate.metrics import (
     frechet_distance,
     kid,
@@ -37,6 +37,7 @@ from brainmr.evaluate.metrics import (
 )
 from brainmr.evaluate.outliers import REAL_CONDITION
 from brainmr.evaluate.stats import matched_size, mean_interval
+from brainmr.io import require_columns
 
 log = logging.getLogger(__name__)
 

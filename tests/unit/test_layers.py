@@ -1,0 +1,57 @@
+"""The package's stages import downward only: cohort and preprocess before diffusion, diffusion
+before evaluate, evaluate before report (which only formats); the shared modules at the top
+(brainmr.io, config, seeds, ...) import no stage. A module-level import that points the other way
+is a failure (function-level imports too: they are imports all the same)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "brainmr"
+# stage -> the stages it may import (besides itself and the shared top-level modules)
+ALLOWED = {
+    "cohort": {"preprocess"},
+    "preprocess": set(),
+    "diffusion": {"cohort", "preprocess"},
+    "evaluate": {"cohort", "preprocess", "diffusion"},
+    "report": {"cohort", "evaluate"},
+}
+STAGES = set(ALLOWED)
+
+
+def stage_imports(path: Path) -> set[str]:
+    """The brainmr stages a file imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "brainmr" and len(parts) > 1 and parts[1] in STAGES:
+                found.add(parts[1])
+    return found
+
+
+def modules():
+    return sorted(p for p in PACKAGE.rglob("*.py") if "schemas" not in p.parts)
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_downward(path):
+    rel = path.relative_to(PACKAGE)
+    stage = rel.parts[0] if len(rel.parts) > 1 else None
+    allowed = (ALLOWED[stage] | {stage}) if stage else set()
+    wrong = stage_imports(path) - allowed
+    assert not wrong, f"brainmr/{rel} ({stage or 'shared'}) imports stage(s) {sorted(wrong)}"
+
+
+def test_the_check_sees_an_upward_import(tmp_path):
+    upward = tmp_path / "bad.py"
+    upward.write_text("def f():\n    from brainmr.report.table1 import COLUMNS\n")
+    assert stage_imports(upward) == {"report"}
