@@ -86,7 +86,10 @@ def active_specs(config: Mapping) -> dict[str, Mapping]:
     return specs
 
 
-RESERVED_NAMES = ("real", "outlier")  # the evaluation's own sets in score tables
+# The evaluation's own sets in score tables and Table 1, which no condition may be called
+REAL_CONDITION = "real"  # the held-out real slices
+OUTLIER_SET = "outlier"  # the outlier row (all generated outliers of a seed)
+RESERVED_NAMES = (REAL_CONDITION, OUTLIER_SET)
 RESERVED_PREFIX = "ceiling_"  # the reconstruction-ceiling sets (brainmr.evaluate.ceiling)
 
 

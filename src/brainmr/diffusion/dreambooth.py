@@ -35,6 +35,7 @@ from brainmr.diffusion.lora import (
     LORA_UNET_MODULES,
     add_lora,
     checkpoint_adapters_only,
+    has_lora,
     merge_lora,
 )
 from brainmr.diffusion.loss import TrainingInputs, micro_step_loss
@@ -135,14 +136,10 @@ def _prepare_models(base, cfg: DreamBoothConfig, device, dtype) -> list:
     return [base.unet]
 
 
-def _adapted(trained: list, cfg: DreamBoothConfig) -> dict:
-    """The prepared models that carry LoRA adapters, by name."""
-    if cfg.lora_rank == 0:
-        return {}
-    adapted = {"unet": trained[0]}
-    if cfg.train_text_encoder and cfg.lora_text_encoder:
-        adapted["text_encoder"] = trained[1]
-    return adapted
+def _adapted(trained: list) -> dict:
+    """The trained models (UNet, then text encoder) that carry LoRA adapters, by name."""
+    names = ("unet", "text_encoder")[: len(trained)]
+    return {n: m for n, m in zip(names, trained, strict=True) if has_lora(m)}
 
 
 def _optimizer_and_schedule(trained: list, cfg: DreamBoothConfig):
@@ -197,7 +194,7 @@ def start_training(
     average = weight_average(params, cfg.ema_decay)
     if average is not None:
         accelerator.register_for_checkpointing(average)
-    if adapted := _adapted(trained, cfg):
+    if adapted := _adapted(trained):
         checkpoint_adapters_only(accelerator, adapted)
     return Training(
         accelerator=accelerator,
@@ -325,9 +322,8 @@ def finish(t: Training, *, base_model: str, data: InstanceSet, pipeline_dir, wor
     write_loss_log(work_dir, history)
     validation_figure(t.validation_dir, work_dir / "validation.png", cfg.max_train_steps)
     models = [t.accelerator.unwrap_model(m) for m in t.trained]
-    if cfg.lora_rank > 0:
-        for model in models:
-            merge_lora(model)
+    for model in _adapted(models).values():
+        merge_lora(model)
     card = model_card(base_model, data, cfg, cfg.max_train_steps)
     text_encoder = models[1] if cfg.train_text_encoder else None
     save_pipeline(base_model, models[0], text_encoder, pipeline_dir, card, cfg.resolution)

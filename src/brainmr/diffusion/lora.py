@@ -25,6 +25,12 @@ def add_lora(model, rank: int, target_modules: list[str]) -> None:
     inject_adapter_in_model(config, model)
 
 
+def has_lora(model) -> bool:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return any(isinstance(module, BaseTunerLayer) for module in model.modules())
+
+
 def merge_lora(model) -> None:
     """Fold the LoRA adapters into the weights and drop them, leaving a plain model that saves
     and loads like the base (so the pipeline needs no LoRA code to generate)."""

@@ -26,6 +26,8 @@ from scipy import ndimage as ndi
 from scipy import stats as sps
 
 from brainmr import GROUPS
+from brainmr.conditions import REAL_CONDITION
+from brainmr.evaluate.ceiling import is_ceiling
 from brainmr.evaluate.images import FOREGROUND_LEVEL
 from brainmr.evaluate.stats import mean_interval
 from brainmr.io import require_columns, require_groups
@@ -287,10 +289,6 @@ def per_image_measures(scores: list[pd.DataFrame]) -> pd.DataFrame:
     images in every seed), the generated sets from every seed. Column ``source``: the condition,
     the held-out reals as HELD_OUT; rows: HELD_OUT first, then the sources in order of
     appearance."""
-    # outliers imports the scoring, which imports this module: imported when called
-    from brainmr.evaluate.ceiling import is_ceiling
-    from brainmr.evaluate.outliers import REAL_CONDITION
-
     frames = []
     for i, table in enumerate(scores):
         table = table[~table["outlier"].astype(bool)]

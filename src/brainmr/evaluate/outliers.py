@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from brainmr import io
+from brainmr.conditions import REAL_CONDITION
 from brainmr.evaluate.ceiling import is_ceiling
 from brainmr.evaluate.scoring import SCORE_COLUMNS
 from brainmr.evaluate.stats import robust_low_threshold
@@ -28,7 +29,6 @@ from brainmr.io import require_columns
 log = logging.getLogger(__name__)
 
 RULE = "best log-likelihood < median - k x MAD of the held-out reals' best log-likelihoods"
-REAL_CONDITION = "real"  # the ``condition`` of held-out real slices in score tables
 
 
 class FlaggedSets(NamedTuple):

@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 
 from brainmr import GROUPS, io
+from brainmr.conditions import OUTLIER_SET, REAL_CONDITION
 from brainmr.evaluate.ceiling import is_ceiling
 from brainmr.evaluate.findings import findings
 from brainmr.evaluate.kde import likelihood_verdict
 from brainmr.evaluate.morphometry import MEASURES, morphometry_differences
-from brainmr.evaluate.outliers import REAL_CONDITION, is_generated
+from brainmr.evaluate.outliers import is_generated
 from brainmr.evaluate.stats import (
     accuracy_interval,
     ad_labels,
@@ -44,7 +45,6 @@ from brainmr.evaluate.stats import (
 
 log = logging.getLogger(__name__)
 
-OUTLIER_SET = "outlier"  # the condition of the outlier row (all generated outliers of a seed)
 CNN_MEANS = ("mean_prob_AD",)
 SEED_INVARIANT_MEANS = ("loglik_AD", "loglik_CN", "loglik_CN_minus_AD", *MEASURES)
 MEANS = (*SEED_INVARIANT_MEANS[:3], *CNN_MEANS, *MEASURES)

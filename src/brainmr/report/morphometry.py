@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from brainmr import GROUPS, io  # noqa: E402
+from brainmr.evaluate.ceiling import CEILING_PREFIX, is_ceiling  # noqa: E402
 from brainmr.evaluate.morphometry import (  # noqa: E402
     HELD_OUT,
     MEASURE_LABELS,
@@ -28,6 +29,7 @@ from brainmr.report.format import (  # noqa: E402
     interval,
     markdown_table,
 )
+from brainmr.report.labels import row_label  # noqa: E402
 
 GROUP_COLOURS = {"AD": "tab:red", "CN": "tab:blue"}
 COLUMNS = [
@@ -131,9 +133,6 @@ def morphometry_figure(per_image: pd.DataFrame, labels: Mapping[str, str], title
 
 def source_labels(sources, conditions: Mapping) -> dict[str, str]:
     """Display labels: a condition by its Table 1 label, a ceiling set as reals through it."""
-    from brainmr.evaluate.ceiling import CEILING_PREFIX, is_ceiling
-    from brainmr.report.labels import row_label
-
     labels = {}
     for source in sources:
         if is_ceiling(source):
