@@ -12,6 +12,7 @@ from brainmr import io
 from brainmr.cohort.sets import generated_table
 from brainmr.diffusion.bottleneck import load_vae, through_vae, write_ceiling_sets
 from brainmr.diffusion.common import resize_image, rgb_to_gray, slices_to_pixels
+from brainmr.diffusion.generate import load_pipeline
 from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition, is_ceiling
 
 
@@ -33,17 +34,21 @@ def test_names_tell_ceiling_sets_apart():
 
 
 def test_through_vae_is_the_generators_path(base, held_out):
-    """Resize to R, encode (posterior mean), decode, gray, back to 160: what generate_images
-    writes for an image the VAE decodes. Recomputed here step by step."""
+    """A ceiling image is what the generator would write had it drawn the slice's latent: the
+    pipeline's own decode (its VAE at the latent scale, then its image processor's
+    postprocess), gray and back to 160 px as generate_images writes an image."""
     vae = load_vae(str(base)).eval()
     slices = np.stack([io.load_npy(p) for p in held_out["path"]])
     out = through_vae(slices, vae, 32, batch_size=2)
     assert out.shape == (5, 160, 160) and out.min() >= 0 and out.max() <= 1
+    pipe = load_pipeline(base, scheduler="dpmsolver++")
+    scale = pipe.vae.config.scaling_factor
     with torch.no_grad():
-        decoded = vae.decode(vae.encode(slices_to_pixels(slices[:1], 32)).latent_dist.mean).sample
-    rgb = ((decoded + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-    expected = resize_image(rgb_to_gray(rgb)[0], 160).clip(0, 1)
-    np.testing.assert_allclose(out[0], expected, atol=1e-5)
+        latents = pipe.vae.encode(slices_to_pixels(slices[:2], 32)).latent_dist.mean * scale
+        decoded = pipe.vae.decode(latents / scale, return_dict=False)[0]  # as the pipeline does
+    images = pipe.image_processor.postprocess(decoded, output_type="np")
+    for i, image in enumerate(rgb_to_gray(np.asarray(images, dtype=np.float32))):
+        np.testing.assert_allclose(out[i], resize_image(image, 160).clip(0, 1), atol=1e-5)
     assert not np.allclose(out[0], slices[0], atol=0.05)  # the tiny VAE changes the image
 
 

@@ -221,11 +221,19 @@ def test_across_seed_row_is_the_mean_of_in_distribution_seeds_with_a_t_interval(
     assert across["n_seeds"] == 2 and across["seeds_used"] == "0,1"
     for figure in FIGURES:
         values = per_seed[figure].to_numpy(float)[:2]  # seed 2 is out of the headline
+        if figure == "age_r":  # a correlation: in Fisher's z, back to r
+            values = np.arctanh(values)
         mean, sd = values.mean(), values.std(ddof=1)
         half = sps.t.ppf(0.975, 1) * sd / np.sqrt(2)
+        low, high = mean - half, mean + half
+        if figure == "age_r":
+            mean, low, high = np.tanh(mean), np.tanh(low), np.tanh(high)
+        bounds = {"sex_accuracy": (0, 1), "sex_auc": (0, 1), "age_mae": (0, np.inf)}
+        low, high = np.clip([low, high], *bounds.get(figure, (-np.inf, np.inf)))
         assert across[figure] == pytest.approx(mean)
-        assert across[f"{figure}_low"] == pytest.approx(mean - half)
-        assert across[f"{figure}_high"] == pytest.approx(mean + half)
+        assert across[f"{figure}_low"] == pytest.approx(low)
+        assert across[f"{figure}_high"] == pytest.approx(high)
+        assert across[f"{figure}_high"] <= 1 or figure not in ("age_r", "sex_accuracy", "sex_auc")
     assert across["age_slope"] > 0.6  # the instructed set follows (0.8), the baseline does not
     baseline = select(table, "AD", SHUFFLED, ACROSS).iloc[0]
     assert baseline["headline"] and baseline["in_distribution"] and baseline["n_seeds"] == 3
@@ -237,7 +245,7 @@ def test_a_set_never_in_distribution_has_no_headline(table):
     per_seed = pd.concat([select(table, "CN", SHUFFLED, s) for s in (0, 1, 2)])
     assert not across["headline"] and not across["in_distribution"]
     assert across["n_seeds"] == 3  # figures still shown (marked), across every seed
-    assert across["age_r"] == pytest.approx(per_seed["age_r"].mean())
+    assert across["age_r"] == pytest.approx(np.tanh(np.arctanh(per_seed["age_r"]).mean()))
 
 
 def test_instruction_table_rejects_a_mixed_verdict_and_unknown_roles():
@@ -328,3 +336,28 @@ def test_instructed_images_keep_one_seeds_instructed_non_outliers():
     kept = instructed_images(images, "1")
     assert kept["requested_age"].tolist() == [61.0, 64.0]
     assert instructed_images(images, 0)["requested_age"].tolist() == [60.0]
+
+
+def test_an_always_male_sex_judge_is_not_valid_where_most_reals_are_male():
+    """84 of 140 held-out reals male: a judge that always says M scores 60% (Wilson lower bound
+    0.52 > 0.5, which the former bar took for skill); the majority share and the AUC refuse it."""
+    from brainmr.evaluate.following import follow_figures, sex_judge_valid
+
+    sexes = np.array(["M"] * 84 + ["F"] * 56)
+    ages = np.linspace(60, 90, 140)
+    always_m = follow_figures(ages, ages, sexes, np.full(140, 0.9), n_boot=200)
+    assert always_m["sex_accuracy_low"] > 0.5  # the old bar passed it
+    assert not sex_judge_valid(always_m, sexes)
+    rng = np.random.default_rng(0)
+    skilled_prob = np.where(sexes == "M", 0.8, 0.2) + rng.normal(0, 0.1, 140)
+    skilled = follow_figures(ages, ages, sexes, np.clip(skilled_prob, 0, 1), n_boot=200)
+    assert sex_judge_valid(skilled, sexes)
+
+
+def test_the_age_judge_needs_the_stated_minimum_r():
+    from brainmr.evaluate.following import MIN_AGE_R, age_judge_valid
+
+    assert age_judge_valid({"age_r": 0.5, "age_r_low": 0.3})
+    weak = {"age_r": MIN_AGE_R - 0.05, "age_r_low": 0.1}  # above 0 with confidence, yet weak
+    assert not age_judge_valid(weak)
+    assert not age_judge_valid({"age_r": 0.5, "age_r_low": -0.1})

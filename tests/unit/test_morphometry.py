@@ -11,17 +11,20 @@ import pytest
 from scipy import stats as sps
 
 from brainmr import SLICE_SIZE
+from brainmr.evaluate.differences import (
+    class_difference,
+    morphometry_differences,
+    per_image_measures,
+)
 from brainmr.evaluate.images import normalise_intensity as evaluation_normalise
 from brainmr.evaluate.morphometry import (
     HELD_OUT,
     MEASURE_LABELS,
     MEASURES,
-    class_difference,
-    morphometry_differences,
     morphometry_table,
-    per_image_measures,
     slice_morphometry,
 )
+from brainmr.evaluate.stats import fieller_ratio
 from brainmr.report.morphometry import morphometry_figure, morphometry_markdown
 
 WHITE, GREY, CSF = 0.7, 0.45, 0.1
@@ -78,6 +81,18 @@ def test_sulci_at_the_surface_are_not_ventricles():
     m = slice_morphometry(no_ventricles)
     assert m["ventricle_area_mm2"] == 0  # the deep midline fissure and the sulci do not count
     assert m["csf_fraction"] > 0  # ... though they are CSF
+
+
+def test_a_one_pixel_csf_channel_to_the_surface_keeps_the_ventricle():
+    """Widened sulci can touch a ventricle through a 1-px CSF line; the ventricle stays (it
+    would be lost as open to the surface if any dark path counted), the channel does not."""
+    image, truth = draw_slice()
+    image[75, 14:62] = CSF  # from the left ventricle to the lateral sulcus and the surface
+    m = slice_morphometry(image)
+    assert m["ventricle_area_mm2"] == pytest.approx(truth["ventricle_px"], rel=0.10)
+    wide = image.copy()
+    wide[74:77, 14:62] = CSF  # a 3-px passage joins it to the surface: a sulcus, not central
+    assert slice_morphometry(wide)["ventricle_area_mm2"] < 0.6 * truth["ventricle_px"]
 
 
 def test_areas_scale_with_the_pixel_spacing():
@@ -192,6 +207,12 @@ def tables(real_ad: float = 20.0):
     return pd.DataFrame(rows), pd.DataFrame(reals)
 
 
+def welch_var(ad, cn) -> tuple[float, float]:
+    ad, cn = np.asarray(ad, float), np.asarray(cn, float)
+    va, vc = ad.var(ddof=1) / ad.size, cn.var(ddof=1) / cn.size
+    return va + vc, (va + vc) ** 2 / (va**2 / (ad.size - 1) + vc**2 / (cn.size - 1))
+
+
 def test_morphometry_differences_known_answers():
     by_seed, reals = tables()
     diffs = morphometry_differences(by_seed, reals, ["gen"])
@@ -201,33 +222,92 @@ def test_morphometry_differences_known_answers():
     assert held["difference"] == pytest.approx(10.0) and held["fraction_reproduced"] == 1.0
     welch = sps.ttest_ind([19.0, 21.0], [9.0, 11.0], equal_var=False).confidence_interval()
     assert (held["low"], held["high"]) == pytest.approx((welch.low, welch.high))
+    assert held["interval"] == "Welch 95% across subjects"
+    var_r, df_r = welch_var([19.0, 21.0], [9.0, 11.0])
     train = part.loc[("train reals", "all")]
     assert train["difference"] == pytest.approx(8.0)
+    var_t, df_t = welch_var([17.0, 19.0, 18.0], [9.0, 11.0, 10.0])
+    fieller = fieller_ratio(8.0, var_t, df_t, 10.0, var_r, df_r)
     assert train["fraction_reproduced"] == pytest.approx(0.8)
-    assert math.isnan(train["fraction_low"])
+    assert (train["fraction_low"], train["fraction_high"]) == pytest.approx(
+        (fieller["low"], fieller["high"])
+    )
     for seed, fraction in zip([0, 1, 2], [0.5, 0.3, 0.4], strict=True):
         row = part.loc[("gen", seed)]
         assert row["fraction_reproduced"] == pytest.approx(fraction)
         assert row["AD_mean"] - row["CN_mean"] == pytest.approx(row["difference"])
         assert math.isnan(row["low"])
     across = part.loc[("gen", "all")]
-    half = sps.t.ppf(0.975, 2) * np.std([0.5, 0.3, 0.4], ddof=1) / np.sqrt(3)
+    half = sps.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)  # seed differences 5, 3, 4: sd 1
+    assert across["difference"] == pytest.approx(4.0) and across["n_seeds"] == 3
+    assert (across["low"], across["high"]) == pytest.approx((4.0 - half, 4.0 + half))
+    assert across["interval"] == "t 95% across seeds"
+    # the share counts the real difference's uncertainty (Fieller), not the seeds' alone
+    share = fieller_ratio(4.0, 1.0 / 3, 2, 10.0, var_r, df_r)
     assert across["fraction_reproduced"] == pytest.approx(0.4)
     assert (across["fraction_low"], across["fraction_high"]) == pytest.approx(
-        (0.4 - half, 0.4 + half)
+        (share["low"], share["high"])
     )
-    assert across["difference"] == pytest.approx(4.0)
-    assert (across["low"], across["high"]) == pytest.approx((4.0 - 10 * half, 4.0 + 10 * half))
-    assert across["n_seeds"] == 3
+    assert across["fraction_interval"] == "Fieller 95%"
 
 
-def test_zero_real_difference_gives_nan_not_inf():
+def test_zero_or_unestablished_real_difference_gives_no_share():
     by_seed, reals = tables(real_ad=10.0)
     diffs = morphometry_differences(by_seed, reals, ["gen"])
     gen = diffs[diffs["source"] == "gen"]
     assert gen["fraction_reproduced"].isna().all()
     assert np.isfinite(gen["difference"]).all()
     assert math.isnan(diffs[diffs["source"] == "train reals"]["fraction_reproduced"].iloc[0])
+    across = gen[gen["seed"] == "all"]
+    assert (across["fraction_status"] == "real difference not established").all()
+    # the issue's case: a held-out difference of ~6 mm² with an interval over [-328, 340]
+    by_seed, reals = tables(real_ad=16.0)
+    reals.loc[(reals["split"] == "test") & (reals["group"] == "AD"), MEASURES] = [
+        [-150.0] * 3,
+        [182.0] * 3,
+    ]
+    diffs = morphometry_differences(by_seed, reals, ["gen"])
+    held = diffs[(diffs["source"] == "held-out reals")].iloc[0]
+    assert held["low"] < 0 < held["high"] and held["difference"] == pytest.approx(6.0)
+    gen = diffs[(diffs["source"] == "gen") & (diffs["seed"] == "all")].iloc[0]
+    assert math.isnan(gen["fraction_reproduced"])
+    assert gen["fraction_status"] == "real difference not established"
+
+
+def test_outlier_reals_leave_the_held_out_difference_as_they_leave_the_sets():
+    by_seed, reals = tables()
+    reals.loc[reals["subject"] == "testAD0", MEASURES] = 500.0  # an outlier slice
+    kept = morphometry_differences(by_seed, reals, ["gen"], held_out_outliers=["testAD0"])
+    counted = morphometry_differences(by_seed, reals, ["gen"])
+
+    def held(d):
+        return d[(d["source"] == "held-out reals") & (d["measure"] == MEASURES[0])].iloc[0]
+
+    assert held(kept)["AD_mean"] == pytest.approx(21.0)  # testAD1 alone
+    assert held(counted)["AD_mean"] == pytest.approx((500.0 + 21.0) / 2)
+
+
+def test_ceiling_rows_are_across_images_with_a_paired_share():
+    """A ceiling set that halves each held-out subject's excess over 10: its AD - CN difference
+    across images (Welch) and a share of exactly 0.5, whatever the resample (paired)."""
+    rng = np.random.default_rng(0)
+    subjects = [f"t{i}" for i in range(12)]
+    groups = ["AD"] * 6 + ["CN"] * 6
+    values = np.r_[rng.normal(30, 3, 6), rng.normal(10, 3, 6)]
+    reals = pd.DataFrame({"subject": subjects, "group": groups, "split": "test"})
+    reals = reals.assign(**{m: values for m in MEASURES})
+    ceiling = pd.DataFrame(
+        {"subject": subjects, "group": groups, "condition": "ceiling_vae64"}
+    ).assign(**{m: 10 + (values - 10) / 2 for m in MEASURES})
+    by_seed, _ = tables()
+    diffs = morphometry_differences(by_seed, reals, ["gen"], ceilings=ceiling)
+    row = diffs[(diffs["source"] == "ceiling_vae64") & (diffs["measure"] == MEASURES[2])].iloc[0]
+    assert row["interval"] == "Welch 95% across images" and math.isnan(row["n_seeds"])
+    expected = class_difference(ceiling[MEASURES[2]][:6], ceiling[MEASURES[2]][6:])
+    assert row["difference"] == pytest.approx(expected["difference"])
+    assert (row["low"], row["high"]) == pytest.approx((expected["low"], expected["high"]))
+    assert row["fraction_reproduced"] == pytest.approx(0.5)
+    assert (row["fraction_low"], row["fraction_high"]) == pytest.approx((0.5, 0.5))
 
 
 def test_report_markdown_and_figure():
@@ -235,8 +315,8 @@ def test_report_markdown_and_figure():
     diffs = morphometry_differences(by_seed, reals, ["gen"])
     text = morphometry_markdown(diffs, {"gen": "generated (brain)"})
     assert text.count("### ") == len(MEASURES)
-    assert "generated (brain)" in text and "0.40 [" in text and "0.80" in text
-    assert "per seed: 0.50, 0.30, 0.40" in text
+    assert "generated (brain)" in text and "40% [" in text and "80% [" in text
+    assert "per seed: 50%, 30%, 40%" in text and "Fieller 95%" in text
     assert MEASURE_LABELS["ventricle_area_mm2"] in text
     rng = np.random.default_rng(1)
     per_image = pd.DataFrame(

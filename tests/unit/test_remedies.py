@@ -81,7 +81,8 @@ def test_effects_intervals_and_p_values_against_scipy():
     cn = pick.loc[("fix", "CN", "cnn_AD")]
     assert cn.p_value > 0.05 and cn.pooled_p_value > 0.3  # CN images did not turn AD
     same = pick.loc[("same", "AD", "cnn_AD")]  # identical to the baseline: no verdict
-    assert same.effect == 0 and same.p_value == 1.0 and same.detectable == 0.0
+    assert same.effect == 0 and np.isnan(same.p_value) and np.isnan(same.detectable)
+    assert same.note == "no spread between seeds"
     assert same.pooled_effect == 0 and same.pooled_p_value == pytest.approx(1.0)
     assert same.sign_per_seed == "mixed"
     brain = pick.loc[("brain", "AD", "cnn_AD")]

@@ -199,13 +199,15 @@ def test_comparisons_are_paired_across_seeds_with_pooled_fisher_beside(by_seed):
 
 
 def test_identical_conditions_give_no_verdict(by_seed):
-    """Two conditions with the same counts: p = 1 and no sign."""
+    """Two conditions with the same counts: no spread between seeds, so no p and no detectable
+    difference (a zero spread from 3 seeds is not certainty), and no sign."""
     same = by_seed.copy()
     nobrain = same.condition == "nobrain"
     brain = same[same.condition == "brain"].copy()
     same = pd.concat([same[~nobrain], brain.assign(condition="nobrain")], ignore_index=True)
     comparisons = compare_conditions(same, CONDITIONS)
-    assert comparisons.p_value.tolist() == pytest.approx([1.0] * len(comparisons))
+    assert comparisons.p_value.isna().all() and comparisons.detectable.isna().all()
+    assert (comparisons.note == "no spread between seeds").all()
     assert comparisons.pooled_p_value.tolist() == pytest.approx([1.0] * len(comparisons))
     assert (comparisons.sign_per_seed == "mixed").all()
 

@@ -20,11 +20,14 @@ import pandas as pd
 from scipy import stats as sps
 
 from brainmr import GROUPS
-from brainmr.evaluate.morphometry import HELD_OUT, class_difference
+from brainmr.evaluate.differences import class_difference
+from brainmr.evaluate.morphometry import HELD_OUT
 from brainmr.evaluate.stats import (
+    PROPORTION,
     THRESHOLD,
     accuracy_interval,
     bootstrap_binary_metrics,
+    correlation_interval,
     mean_interval,
 )
 from brainmr.io import require_columns, require_groups
@@ -47,6 +50,13 @@ FIGURES = (
     "ventricle_slope",
     "brain_area_M_minus_F",
 )
+FIGURE_BOUNDS = {"sex_accuracy": PROPORTION, "sex_auc": PROPORTION, "age_mae": (0.0, np.inf)}
+# A judge that cannot read its attribute on the held-out reals says nothing of generated images.
+# The age judge counts where its r there is at least MIN_AGE_R (a judge that explains under ~10%
+# of the age variance cannot tell a 60- from an 80-year-old request) and above 0 with 95%
+# confidence; the sex judge where its accuracy is above the majority sex's share with 95%
+# confidence (an always-"M" judge scores that share) and its AUC's lower bound is above 0.5.
+MIN_AGE_R = 0.3
 TABLE_COLUMNS = [
     "source",
     "condition",
@@ -276,7 +286,10 @@ def _across(per_seed: pd.DataFrame, condition, group, role) -> dict:
         "headline": bool(len(inside)),
     }
     for figure in FIGURES:
-        summary = mean_interval(used[figure])
+        if figure == "age_r":  # correlations average in Fisher's z and keep [-1, 1]
+            summary = correlation_interval(used[figure])
+        else:
+            summary = mean_interval(used[figure], bounds=FIGURE_BOUNDS.get(figure))
         row |= {figure: summary["mean"], f"{figure}_low": summary["low"]}
         row[f"{figure}_high"] = summary["high"]
     return row
@@ -342,16 +355,25 @@ def instruction_table(
     ]
     rows += table.to_dict(orient="records") + across
     out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    # A judge that cannot read its attribute on held-out reals says nothing of generated images:
-    # the age judge counts where its r on the reals (both groups) is above 0 with 95%
-    # confidence, the sex judge where its accuracy there is above chance.
     pooled = out[(out["source"] == HELD_OUT) & (out["group"] == "all")]
+    out["age_judge_valid"] = out["sex_judge_valid"] = False
     if len(pooled) == 1:
-        out["age_judge_valid"] = bool(pooled["age_r_low"].iloc[0] > 0)
-        out["sex_judge_valid"] = bool(pooled["sex_accuracy_low"].iloc[0] > 0.5)
-    else:
-        out["age_judge_valid"] = out["sex_judge_valid"] = False
+        out["age_judge_valid"] = age_judge_valid(pooled.iloc[0])
+        out["sex_judge_valid"] = sex_judge_valid(pooled.iloc[0], reals["sex"])
     return out
+
+
+def age_judge_valid(row) -> bool:
+    """The age judge on the held-out reals: r >= MIN_AGE_R and its lower bound above 0."""
+    return bool(row["age_r"] >= MIN_AGE_R and row["age_r_low"] > 0)
+
+
+def sex_judge_valid(row, sexes) -> bool:
+    """The sex judge on the held-out reals: accuracy's lower bound above the majority sex's
+    share, AUC's lower bound above 0.5."""
+    share = pd.Series(np.asarray(sexes).astype(str)).value_counts(normalize=True)
+    majority = float(share.max()) if len(share) else 1.0
+    return bool(row["sex_accuracy_low"] > majority and row["sex_auc_low"] > 0.5)
 
 
 def _ordered(table: pd.DataFrame) -> pd.DataFrame:

@@ -143,12 +143,25 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
     precision: share of fake points inside some real k-NN ball; recall: share of real points
     inside some fake k-NN ball; density: mean number of real balls holding a fake point / k;
     coverage: share of real balls that hold at least one fake point."""
+    if len(real) < 2 or len(fake) < 1:
+        return prdc_against(real, np.full(len(real), math.nan), fake, k)
+    return prdc_against(real, real_radius(real, k), fake, k)
+
+
+def real_radius(real: np.ndarray, k: int) -> np.ndarray:
+    """Each real point's k-NN radius (k capped at n - 1), to reuse against several fake sets."""
+    return _kth_neighbour_radius(real, min(k, len(real) - 1))
+
+
+def prdc_against(
+    real: np.ndarray, radius_real: np.ndarray, fake: np.ndarray, k: int
+) -> dict[str, float]:
+    """prdc with the real points' radii given (``real_radius``)."""
     nan = math.nan
     out = {"k": nan, "precision": nan, "recall": nan, "density": nan, "coverage": nan}
     if len(real) < 2 or len(fake) < 1:
         return out
     k_real = min(k, len(real) - 1)
-    radius_real = _kth_neighbour_radius(real, k_real)
     dist = np.sqrt(pairwise_sq_distances(real, fake))  # (n_real, n_fake)
     inside_real = dist < radius_real[:, None]
     out |= {

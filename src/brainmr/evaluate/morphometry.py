@@ -12,8 +12,8 @@ and a smaller brain. Per normalised slice (brainmr.evaluate.images.normalise_int
   not reach the brain's edge as sulci and fissures do, whose centroid lies in the middle
   CENTRAL_WIDTH of the brain's width (not the Sylvian fissures).
 
-Then, per measure, the real AD - CN difference and the share of it each generated set
-reproduces. Pure functions (arrays or tables in, numbers or tables out).
+The AD - CN differences and the share of the real one each set reproduces are
+``brainmr.evaluate.differences``. Pure functions (arrays in, numbers or tables out).
 """
 
 from __future__ import annotations
@@ -23,14 +23,8 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
-from scipy import stats as sps
 
-from brainmr import GROUPS
-from brainmr.conditions import REAL_CONDITION
-from brainmr.evaluate.ceiling import is_ceiling
 from brainmr.evaluate.images import FOREGROUND_LEVEL
-from brainmr.evaluate.stats import mean_interval
-from brainmr.io import require_columns, require_groups
 
 NAN = math.nan
 MEASURES = ("brain_area_mm2", "csf_fraction", "ventricle_area_mm2")
@@ -50,6 +44,7 @@ RIM_MM = 8.0
 SURFACE_MM = 2.0  # dark pixels this close to the brain's edge are open to the surface (sulci)
 # The ventricles lie within ~25 mm of the midline, the insulae ~40 mm out of a ~135 mm width.
 CENTRAL_WIDTH = 0.5
+CHANNEL_PX = 3  # dark passages narrower than this do not join a ventricle to the surface
 HELD_OUT, TRAIN = "held-out reals", "train reals"  # the real sources, and their splits:
 REAL_SPLITS = {HELD_OUT: "test", TRAIN: "train"}
 
@@ -106,14 +101,29 @@ def _check_image(image: np.ndarray, spacing_mm: float) -> np.ndarray:
     return image
 
 
+def _touching(mask: np.ndarray, rim: np.ndarray) -> np.ndarray:
+    """The connected components of ``mask`` that have a pixel in ``rim``."""
+    labels, _ = ndi.label(mask)
+    hit = np.unique(labels[rim & mask])
+    return np.isin(labels, hit[hit > 0])
+
+
 def ventricle_mask(brain: np.ndarray, csf: np.ndarray, dark: np.ndarray, spacing_mm: float):
     """Central CSF: deep inside the brain, not joined to the brain's surface through dark
-    (CSF or grey-matter-dark) pixels as sulci and fissures are, near the midline."""
+    (CSF or grey-matter-dark) pixels as sulci and fissures are, near the midline.
+
+    Joined means through a passage at least CHANNEL_PX wide: the wide dark regions (an opening)
+    and the thin ones left over are each tested for touching the surface, so a 1-px CSF channel
+    from a ventricle to a sulcus (widened sulci in atrophy) does not take the ventricle with it,
+    while a thin fissure that reaches the surface (or a wide sulcus) still counts as surface."""
     deep = ndi.binary_erosion(brain, _disk(RIM_MM / spacing_mm), border_value=0)
     rim = brain & ~ndi.binary_erosion(brain, _disk(SURFACE_MM / spacing_mm), border_value=0)
-    labels, _ = ndi.label(dark | csf)
-    open_to_surface = np.unique(labels[rim & (dark | csf)])
-    candidates = csf & deep & ~np.isin(labels, open_to_surface[open_to_surface > 0])
+    dark_or_csf = dark | csf
+    wide = ndi.binary_opening(dark_or_csf, np.ones((CHANNEL_PX, CHANNEL_PX), bool))
+    surface = _touching(wide, rim)
+    thin = dark_or_csf & ~wide  # thin dark lines open to the surface directly or via a sulcus
+    open_to_surface = surface | _touching(thin, rim | ndi.binary_dilation(surface))
+    candidates = csf & deep & ~open_to_surface
     parts, n = ndi.label(candidates)
     if n == 0:
         return candidates
@@ -150,151 +160,3 @@ def morphometry_table(images: np.ndarray, spacing_mm: float = 1.0) -> pd.DataFra
         raise ValueError(f"morphometry_table needs an (n, H, W) stack, got shape {images.shape}")
     rows = [slice_morphometry(image, spacing_mm) for image in images]
     return pd.DataFrame(rows, columns=list(MEASURES), dtype=float)
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    """numerator / denominator, NaN (not inf) when the denominator is 0 or not finite."""
-    if not (np.isfinite(numerator) and np.isfinite(denominator)) or denominator == 0:
-        return NAN
-    return float(numerator / denominator)
-
-
-def class_difference(ad, cn, confidence: float = 0.95) -> dict[str, float]:
-    """AD minus CN difference of means of independent images or subjects, with Welch's t
-    interval (unequal variances: generated and real sets differ in spread). NaN with fewer than
-    two finite values on a side."""
-    ad = np.asarray(ad, dtype=float).ravel()
-    cn = np.asarray(cn, dtype=float).ravel()
-    ad, cn = ad[np.isfinite(ad)], cn[np.isfinite(cn)]
-    out = {
-        "difference": NAN,
-        "low": NAN,
-        "high": NAN,
-        "n_AD": int(ad.size),
-        "n_CN": int(cn.size),
-        "p_value": NAN,
-    }
-    if ad.size < 2 or cn.size < 2:
-        return out
-    out["difference"] = float(ad.mean() - cn.mean())
-    if np.var(ad) == 0 and np.var(cn) == 0:  # no spread: the t statistic is undefined
-        return out
-    test = sps.ttest_ind(ad, cn, equal_var=False)
-    ci = test.confidence_interval(confidence)
-    out.update(low=float(ci.low), high=float(ci.high), p_value=float(test.pvalue))
-    return out
-
-
-def _row(measure: str, source: str, seed, ad: float, cn: float, **values) -> dict:
-    row = {
-        "measure": measure,
-        "source": source,
-        "seed": seed,
-        "AD_mean": ad,
-        "CN_mean": cn,
-        "difference": NAN,
-        "low": NAN,
-        "high": NAN,
-        "fraction_reproduced": NAN,
-        "fraction_low": NAN,
-        "fraction_high": NAN,
-        "n_seeds": NAN,
-    }
-    row.update(values)
-    return row
-
-
-def morphometry_differences(
-    by_seed: pd.DataFrame, reals: pd.DataFrame, sets: list[str]
-) -> pd.DataFrame:
-    """Per measure: the held-out and train reals' AD - CN difference (Welch interval), then per
-    set in ``sets`` each seed's AD - CN difference of set means and the fraction of the held-out
-    difference it reproduces, and their means across seeds with t intervals (seed "all")."""
-    require_columns(by_seed, ["seed", "condition", "group", *MEASURES], "morphometry by seed")
-    require_columns(reals, ["subject", "group", "split", *MEASURES], "real morphometry")
-    require_groups(reals["group"], "real morphometry")
-    wanted = by_seed[by_seed["condition"].isin(sets)]
-    require_groups(wanted["group"], "morphometry by seed")
-    rows = []
-    for measure in MEASURES:
-        real = {}
-        for source, split in REAL_SPLITS.items():
-            part = reals[reals["split"] == split]
-            values = {g: part.loc[part["group"] == g, measure].to_numpy(float) for g in GROUPS}
-            real[source] = class_difference(values["AD"], values["CN"])
-            means = {
-                g: float(np.nanmean(v)) if np.isfinite(v).any() else NAN for g, v in values.items()
-            }
-            rows.append(
-                _row(
-                    measure,
-                    source,
-                    "all",
-                    means["AD"],
-                    means["CN"],
-                    difference=real[source]["difference"],
-                    low=real[source]["low"],
-                    high=real[source]["high"],
-                )
-            )
-        target = real[HELD_OUT]["difference"]
-        rows[-2]["fraction_reproduced"] = 1.0 if np.isfinite(target) and target != 0 else NAN
-        rows[-1]["fraction_reproduced"] = _ratio(real[TRAIN]["difference"], target)
-        for name in sets:
-            part = wanted[wanted["condition"] == name]
-            table = part.pivot_table(index="seed", columns="group", values=measure, aggfunc="mean")
-            table = table.reindex(columns=list(GROUPS))
-            differences, fractions = [], []
-            for seed, r in table.iterrows():
-                difference = float(r["AD"] - r["CN"])
-                fraction = _ratio(difference, target)
-                differences.append(difference)
-                fractions.append(fraction)
-                rows.append(
-                    _row(
-                        measure,
-                        name,
-                        int(seed),
-                        float(r["AD"]),
-                        float(r["CN"]),
-                        difference=difference,
-                        fraction_reproduced=fraction,
-                        n_seeds=1,
-                    )
-                )
-            across = mean_interval(differences)
-            share = mean_interval(fractions)
-            rows.append(
-                _row(
-                    measure,
-                    name,
-                    "all",
-                    float(table["AD"].mean()),
-                    float(table["CN"].mean()),
-                    difference=across["mean"],
-                    low=across["low"],
-                    high=across["high"],
-                    fraction_reproduced=share["mean"],
-                    fraction_low=share["low"],
-                    fraction_high=share["high"],
-                    n_seeds=across["n"],
-                )
-            )
-    return pd.DataFrame(rows)
-
-
-def per_image_measures(scores: list[pd.DataFrame]) -> pd.DataFrame:
-    """Every image's measures from the seeds' flagged score tables (first seed first), outliers
-    left out as in Table 1: the held-out reals and the ceiling sets from the first seed (the same
-    images in every seed), the generated sets from every seed. Column ``source``: the condition,
-    the held-out reals as HELD_OUT; rows: HELD_OUT first, then the sources in order of
-    appearance."""
-    frames = []
-    for i, table in enumerate(scores):
-        table = table[~table["outlier"].astype(bool)]
-        once = (table["condition"] == REAL_CONDITION) | table["condition"].map(is_ceiling)
-        frames.append(table if i == 0 else table[~once])
-    per_image = pd.concat(frames, ignore_index=True)
-    per_image["source"] = per_image["condition"].replace({REAL_CONDITION: HELD_OUT})
-    order = [HELD_OUT, *[c for c in dict.fromkeys(per_image["source"]) if c != HELD_OUT]]
-    return per_image.set_index("source").loc[order].reset_index()

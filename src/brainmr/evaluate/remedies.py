@@ -85,6 +85,7 @@ def _effect_row(part: pd.DataFrame, base: pd.DataFrame, measure: str, row: dict)
         "p_value": test["p_value"],
         "detectable": test["detectable"],
         "paired_seeds": test["n"],
+        "note": test["note"],
         "sign_per_seed": sign_agreement(remedy - baseline),
         "pooled_effect": row["pooled_fraction"] - b["pooled_fraction"],
         "pooled_p_value": fisher["p_value"],

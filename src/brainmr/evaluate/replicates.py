@@ -28,11 +28,13 @@ import pandas as pd
 from brainmr import GROUPS, io
 from brainmr.conditions import OUTLIER_SET, REAL_CONDITION
 from brainmr.evaluate.ceiling import is_ceiling
+from brainmr.evaluate.differences import morphometry_differences
 from brainmr.evaluate.findings import findings
 from brainmr.evaluate.kde import likelihood_verdict
-from brainmr.evaluate.morphometry import MEASURES, morphometry_differences
+from brainmr.evaluate.morphometry import MEASURES
 from brainmr.evaluate.outliers import is_generated
 from brainmr.evaluate.stats import (
+    PROPORTION,
     accuracy_interval,
     ad_labels,
     bootstrap_binary_metrics,
@@ -50,6 +52,14 @@ SEED_INVARIANT_MEANS = ("loglik_AD", "loglik_CN", "loglik_CN_minus_AD", *MEASURE
 MEANS = (*SEED_INVARIANT_MEANS[:3], *CNN_MEANS, *MEASURES)
 COUNTS = ("predicted_AD", "misclassified")
 CNN_COUNTS = ("predicted_AD",)
+# The range of each mean, which its interval keeps (brainmr.evaluate.stats.mean_interval).
+BOUNDS = {
+    "mean_prob_AD": PROPORTION,
+    "csf_fraction": PROPORTION,
+    "brain_area_mm2": (0.0, np.inf),
+    "ventricle_area_mm2": (0.0, np.inf),
+}
+FEW_PER_SEED = 2  # mean count per seed below which a seed-level interval is marked
 NOT_MEASURED = "no set metrics for this set: the guard fails closed"
 
 
@@ -144,14 +154,16 @@ def _across_seeds(part: pd.DataFrame, row: dict, means, counts) -> dict:
     (Wilson, images treated as independent) beside them."""
     for column in means:
         if column in part and part[column].notna().any():
-            stats = mean_interval(part[column].to_numpy(float))
+            stats = mean_interval(part[column].to_numpy(float), bounds=BOUNDS.get(column))
             row |= {f"{column}_{k}": stats[k] for k in ("mean", "sd", "low", "high")}
     for column in counts:
         if column not in part or part[column].isna().all():
             continue
         fractions = part[column] / part["n"].replace(0, np.nan)
-        stats = mean_interval(fractions.to_numpy(float))
+        stats = mean_interval(fractions.to_numpy(float), bounds=PROPORTION)
         row |= {f"{column}_seed_{k}": stats[k] for k in ("mean", "low", "high")}
+        # a count this small per seed: the seed-level interval undercovers (calibration)
+        row[f"{column}_few_per_seed"] = bool(part[column].mean() < FEW_PER_SEED)
         row[f"{column}_per_seed"] = ", ".join(
             f"{int(c)}/{int(n)}" for c, n in zip(part[column], part["n"], strict=True)
         )
@@ -179,7 +191,7 @@ def _once(images: pd.DataFrame, group: str, row: dict) -> dict:
     for column in SEED_INVARIANT_MEANS:
         if column not in kept:
             continue
-        stats = mean_interval(kept[column].to_numpy(float))
+        stats = mean_interval(kept[column].to_numpy(float), bounds=BOUNDS.get(column))
         row |= {f"{column}_{k}": stats[k] for k in ("mean", "sd", "low", "high")}
     k, n = table["misclassified"], table["n"]
     low, high = wilson_interval(k, n)
@@ -250,6 +262,7 @@ def compare_conditions(by_seed: pd.DataFrame, conditions: list[str]) -> pd.DataF
                     | {"difference": test["difference"], "low": test["low"]}
                     | {"high": test["high"], "p_value": test["p_value"]}
                     | {"detectable": test["detectable"], "sign_per_seed": sign_agreement(fb - fa)}
+                    | {"note": test["note"]}
                     | {"k_a": k1, "n_a": n1, "k_b": k2, "n_b": n2}
                     | {"pooled_difference": p2 - p1, "pooled_odds_ratio": pooled["odds_ratio"]}
                     | {"pooled_p_value": pooled["p_value"]}
@@ -299,7 +312,10 @@ def cnn_summary(cnn_metrics: list[dict], seeds: list[int]) -> dict:
         for s, m in zip(seeds, cnn_metrics, strict=True)
     ]
     across = {
-        k: mean_interval(np.array([np.nan if m.get(k) is None else m[k] for m in cnn_metrics]))
+        k: mean_interval(
+            np.array([np.nan if m.get(k) is None else m[k] for m in cnn_metrics]),
+            bounds=PROPORTION,
+        )
         for k in keys
     }
     return {
@@ -307,6 +323,10 @@ def cnn_summary(cnn_metrics: list[dict], seeds: list[int]) -> dict:
         "across_seeds": across,
         "split_balance": cnn_metrics[0].get("split_balance", {}),
     }
+
+
+def read_scores(path: Path) -> pd.DataFrame:
+    return io.read_tsv(path).astype({"condition": str, "group": str, "subject": str})
 
 
 def summarise_replicates(
@@ -332,11 +352,11 @@ def summarise_replicates(
         raise ValueError("one scores, set-metrics and CNN-metrics file per seed expected")
     tables = []
     for seed, score_path, metrics_path in zip(seeds, scores, set_metrics, strict=True):
-        table = io.read_tsv(score_path).astype({"condition": str, "group": str})
+        table = read_scores(score_path)
         metrics = io.read_tsv(metrics_path).astype({"condition": str, "group": str})
         tables.append(seed_rows(table, metrics, seed, conditions))
     by_seed = pd.concat(tables, ignore_index=True)
-    first = io.read_tsv(scores[0]).astype({"condition": str, "group": str})
+    first = read_scores(scores[0])
     verdict = {
         "kde_verdict_on_heldout_reals": likelihood_verdict_on_reals(first, n_bootstrap, seeds[0]),
         "cnn": cnn_summary([io.read_json(p) for p in cnn_metrics], seeds),
@@ -345,11 +365,14 @@ def summarise_replicates(
         "seeds": seeds,
     }
     summary = summarise(by_seed, first)
-    # ceiling sets are the same images in every seed: their anatomy is counted once
-    ceilings = [c for c in dict.fromkeys(by_seed["condition"]) if is_ceiling(c)]
-    once = by_seed["condition"].isin(ceilings) & (by_seed["seed"] != seeds[0])
+    held = first[first["condition"] == REAL_CONDITION]
     morphometry = morphometry_differences(
-        by_seed[~once], io.read_tsv(reals).astype({"group": str}), [*conditions, *ceilings]
+        by_seed,
+        io.read_tsv(reals).astype({"group": str, "subject": str}),
+        conditions,
+        ceilings=first[first["condition"].map(is_ceiling) & ~first["outlier"].astype(bool)],
+        held_out_outliers=held.loc[held["outlier"].astype(bool), "subject"].astype(str),
+        seed=seeds[0],
     )
     io.write_tsv(out_by_seed, by_seed)
     io.write_tsv(out_summary, summary)
@@ -358,6 +381,14 @@ def summarise_replicates(
     io.write_tsv(out_morphometry, morphometry)
     io.write_json(
         out_findings,
-        findings(summary=summary, by_seed=by_seed, morphometry=morphometry, conditions=conditions),
+        findings(
+            summary=summary,
+            by_seed=by_seed,
+            morphometry=morphometry,
+            scores=[first, *(read_scores(p) for p in scores[1:])],
+            conditions=conditions,
+            n_boot=n_bootstrap,
+            seed=seeds[0],
+        ),
     )
     log.info("summarised %d seeds x %d conditions", len(seeds), len(conditions))

@@ -27,6 +27,7 @@ SCORE_COLUMNS = [
     "file",
     "condition",
     "group",
+    "subject",
     "loglik_AD",
     "loglik_CN",
     "prob_AD",
@@ -69,6 +70,8 @@ def score_images(
             "file": [Path(p).name for p in images["path"]],
             "condition": images["condition"].astype(str).to_numpy(),
             "group": images["group"].astype(str).to_numpy(),
+            # the real subject an image is (held-out reals) or was made from (ceiling sets)
+            "subject": images["subject"].astype(str).to_numpy() if "subject" in images else "",
             "loglik_AD": loglik["AD"],
             "loglik_CN": loglik["CN"],
             "prob_AD": prob,

@@ -69,11 +69,15 @@ def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[f
     return wilson_interval(correct, n, confidence)
 
 
-def mean_interval(values: Any, confidence: float = 0.95) -> dict[str, float]:
+def mean_interval(
+    values: Any, confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> dict[str, float]:
     """Mean, sd (ddof=1) and Student-t interval of replicate values (e.g. one per seed).
 
     Non-finite values are dropped and ``n`` counts the rest; with n == 1 sd/low/high are nan
-    (one replicate says nothing about spread), with n == 0 everything but n is nan."""
+    (one replicate says nothing about spread), with n == 0 everything but n is nan. ``bounds``:
+    the parameter's range (a proportion: (0, 1)); the interval is clipped to it, which never
+    lowers its coverage since the true value lies inside."""
     confidence = _check_confidence(confidence)
     x = np.asarray(values, dtype=float).ravel()
     x = x[np.isfinite(x)]
@@ -87,7 +91,23 @@ def mean_interval(values: Any, confidence: float = 0.95) -> dict[str, float]:
         return out
     sd = float(x.std(ddof=1))
     half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    return out | {"sd": sd, "low": mean - half, "high": mean + half}
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return out | {"sd": sd, "low": low, "high": high}
+
+
+PROPORTION = (0.0, 1.0)  # the bounds of a fraction or a probability
+
+
+def correlation_interval(values: Any, confidence: float = 0.95) -> dict[str, float]:
+    """Replicate correlations (one per seed) averaged in Fisher's z = atanh(r), with the
+    Student-t interval of the z values back-transformed: it stays inside [-1, 1] and is not
+    pulled by the skew of r near its bounds. Keys as mean_interval's (sd on the z scale)."""
+    r = np.asarray(values, dtype=float).ravel()
+    r = r[np.isfinite(r)]
+    z = mean_interval(np.arctanh(np.clip(r, -1 + 1e-12, 1 - 1e-12)), confidence)
+    return z | {key: float(np.tanh(z[key])) for key in ("mean", "low", "high")}
 
 
 def fisher_test(k1: int, n1: int, k2: int, n2: int) -> dict[str, float]:
@@ -104,7 +124,7 @@ def fisher_test(k1: int, n1: int, k2: int, n2: int) -> dict[str, float]:
     return {"odds_ratio": float(result.statistic), "p_value": float(result.pvalue)}
 
 
-def _detectable_ncp(df: int, alpha: float, power: float) -> float:
+def detectable_noncentrality(df: int, alpha: float, power: float) -> float:
     """Noncentrality at which a two-sided one-sample t test (df, alpha) has the given power."""
     crit = float(sps.t.ppf(1 - alpha / 2, df))
 
@@ -119,9 +139,12 @@ def _detectable_ncp(df: int, alpha: float, power: float) -> float:
     return float(brentq(gap, 0.0, high, xtol=1e-12, rtol=1e-12))
 
 
+NO_SPREAD = "no spread between seeds"
+
+
 def paired_seed_test(
     a: Any, b: Any, confidence: float = 0.95, power: float = 0.8
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Paired t test across replicate seeds of b against a (per-seed values aligned by seed;
     pairs with a non-finite side are dropped).
 
@@ -129,8 +152,10 @@ def paired_seed_test(
     (Student-t interval of the mean difference), p_value (two-sided), n (seeds) and detectable:
     the smallest |mean difference| that n seeds detect with ``power`` at alpha = 1 - confidence
     at the observed sd (exact, from the noncentral t). n < 2: all but difference and n nan.
-    sd == 0 (up to rounding): the interval collapses to the difference, p_value is 1 if it is 0
-    else 0, and detectable is 0.
+    No spread between the seeds (sd 0 up to rounding, e.g. both conditions at 0% in every seed):
+    interval, p_value and detectable are nan and ``note`` says NO_SPREAD; a zero sd is an
+    estimate from n values, not certainty, and a t test cannot speak from it (a binomial floor
+    would need the images' count; callers that have it can add it). ``note`` is "" otherwise.
 
     Why not a binomial GLMM or beta-binomial: with 3 seeds a between-seed variance is barely
     estimable, while the paired t on per-seed fractions needs none and pairs the conditions by
@@ -144,8 +169,8 @@ def paired_seed_test(
         raise ValueError(f"paired_seed_test: {x.size} and {y.size} values are not aligned")
     d = (y - x)[np.isfinite(x) & np.isfinite(y)]
     n = int(d.size)
-    out = dict.fromkeys(("difference", "sd", "low", "high", "p_value", "detectable"), NAN)
-    out["n"] = n
+    out: dict[str, Any] = dict.fromkeys(("difference", "sd", "low", "high", "p_value"), NAN)
+    out |= {"detectable": NAN, "n": n, "note": ""}
     if n == 0:
         return out
     mean = float(d.mean())
@@ -155,14 +180,57 @@ def paired_seed_test(
     sd = float(d.std(ddof=1))
     alpha = 1 - confidence
     if sd <= 1e-12 * max(1.0, abs(mean)):  # constant differences (up to rounding)
-        p = 1.0 if mean == 0 else 0.0
-        return out | {"sd": 0.0, "low": mean, "high": mean, "p_value": p, "detectable": 0.0}
+        return out | {"sd": 0.0, "note": NO_SPREAD}
     sem = sd / math.sqrt(n)
     half = float(sps.t.ppf(1 - alpha / 2, n - 1)) * sem
     out |= {"sd": sd, "low": mean - half, "high": mean + half}
     out["p_value"] = float(sps.ttest_1samp(d, 0.0).pvalue)
-    out["detectable"] = _detectable_ncp(n - 1, alpha, power) * sem
+    out["detectable"] = detectable_noncentrality(n - 1, alpha, power) * sem
     return out
+
+
+def fieller_ratio(
+    numerator: float,
+    numerator_var: float,
+    numerator_df: float,
+    denominator: float,
+    denominator_var: float,
+    denominator_df: float,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Ratio of two independent estimates (e.g. a generated AD-CN difference over the real one)
+    with Fieller's interval: the set of ratios t with (num - t den)^2 <= q^2 (var_num + t^2
+    var_den). q is Cochran and Cox's critical value, the Student-t quantiles of the two
+    estimates' df weighted by their shares of that variance (at the point ratio): with 3 seeds
+    the numerator's 2 df dominate, where a Welch-Satterthwaite df undercovers (92% measured at
+    the paper's sizes, bench/calibration.py) and this errs on the safe side. Unlike dividing by
+    the denominator as if exact, the interval widens as the denominator nears 0, and it is
+    bounded only when the denominator is distinguishable from 0 at this level. Returns ratio,
+    low, high and established (False: unbounded, everything nan)."""
+    confidence = _check_confidence(confidence)
+    g, r, vg, vr = (float(v) for v in (numerator, denominator, numerator_var, denominator_var))
+    out: dict[str, Any] = {"ratio": NAN, "low": NAN, "high": NAN, "established": False}
+    if not all(np.isfinite(v) for v in (g, r, vg, vr)) or r == 0 or vg < 0 or vr < 0:
+        return out
+    theta = g / r
+    spread = vg + theta**2 * vr
+    if spread <= 0:
+        return out
+    tail = 0.5 + confidence / 2
+    parts = [(vg, numerator_df), (theta**2 * vr, denominator_df)]
+    q = sum(w * float(sps.t.ppf(tail, df)) for w, df in parts if w > 0) / spread
+    if not np.isfinite(q):
+        return out
+    a = r * r - q * q * vr
+    if a <= 0:  # the denominator's interval holds 0: the ratio is unbounded
+        return out
+    half = q * math.sqrt(g * g * vr + r * r * vg - q * q * vg * vr)
+    return out | {
+        "ratio": theta,
+        "low": (g * r - half) / a,
+        "high": (g * r + half) / a,
+        "established": True,
+    }
 
 
 def seed_fraction_summary(k: Any, n: Any, confidence: float = 0.95) -> dict[str, float]:
@@ -178,7 +246,7 @@ def seed_fraction_summary(k: Any, n: Any, confidence: float = 0.95) -> dict[str,
     for ki, ni in zip(k, n, strict=True):
         _check_counts(ki, ni)
     fractions = np.divide(k, n, out=np.full(k.shape, NAN), where=n > 0)
-    out: dict[str, float] = dict(mean_interval(fractions, confidence))
+    out: dict[str, float] = dict(mean_interval(fractions, confidence, bounds=PROPORTION))
     pooled_k, pooled_n = int(k.sum()), int(n.sum())
     out |= {"pooled": pooled_k / pooled_n if pooled_n else NAN, "pooled_k": pooled_k}
     out["pooled_low"], out["pooled_high"] = wilson_interval(pooled_k, pooled_n, confidence)

@@ -15,12 +15,12 @@ import pandas as pd  # noqa: E402
 
 from brainmr import GROUPS, io  # noqa: E402
 from brainmr.evaluate.ceiling import CEILING_PREFIX, is_ceiling  # noqa: E402
+from brainmr.evaluate.differences import FEW_SUBJECTS, per_image_measures  # noqa: E402
 from brainmr.evaluate.morphometry import (  # noqa: E402
     HELD_OUT,
     MEASURE_LABELS,
     MEASURES,
     TRAIN,
-    per_image_measures,
 )
 from brainmr.report.format import (  # noqa: E402
     figure_title,
@@ -37,7 +37,8 @@ COLUMNS = [
     "AD mean",
     "CN mean",
     "AD − CN [95% CI]",
-    "fraction of the real AD − CN difference reproduced [95% CI across seeds]",
+    "interval",
+    "share of the held-out reals' AD − CN difference reproduced [95% CI]",
 ]
 
 
@@ -45,9 +46,38 @@ def _digits(measure: str) -> int:
     return 3 if measure == "csf_fraction" else 1
 
 
+def _pct(value) -> str:
+    return fmt(value) if not np.isfinite(value) else f"{100 * value:.0f}%"
+
+
 def _per_seed(rows: pd.DataFrame) -> str:
-    values = ", ".join(fmt(v) for v in rows["fraction_reproduced"])
-    return f" (per seed: {values})" if len(rows) else ""
+    values = ", ".join(_pct(v) for v in rows["fraction_reproduced"])
+    return (
+        f" (per seed: {values})" if len(rows) and rows["fraction_reproduced"].notna().any() else ""
+    )
+
+
+def share_cell(r: pd.Series) -> str:
+    """The share reproduced in percent with its interval and what that interval is, or why
+    there is none (the real difference is not established)."""
+    if isinstance(r["fraction_status"], str) and r["fraction_status"]:
+        return r["fraction_status"]
+    text = f"{_pct(r['fraction_reproduced'])}"
+    if np.isfinite(r["fraction_low"]):
+        text += f" [{_pct(r['fraction_low'])}, {_pct(r['fraction_high'])}]"
+        text += f" ({r['fraction_interval']}){FEW_MARK if few_subjects(r) else ''}"
+    return text
+
+
+FEW_MARK = " ‡"
+FEW_NOTE = (
+    f"‡ fewer than {FEW_SUBJECTS} held-out subjects per class: where the real difference is small,"
+    " this interval undercovers (bench/calibration.py, docs/methods.md); read it as a rough guide."
+)
+
+
+def few_subjects(r) -> bool:
+    return bool(r.get("few_subjects", False) is True or r.get("few_subjects") == "True")
 
 
 def morphometry_markdown(diffs: pd.DataFrame, labels: Mapping[str, str]) -> str:
@@ -68,8 +98,7 @@ def morphometry_markdown(diffs: pd.DataFrame, labels: Mapping[str, str]) -> str:
             if across.empty:
                 continue
             r = across.iloc[0]
-            fraction = f"{fmt(r['fraction_reproduced'])} "
-            fraction += interval(r["fraction_low"], r["fraction_high"])
+            fraction = share_cell(r)
             if source not in (HELD_OUT, TRAIN):
                 fraction += _per_seed(rows_of[rows_of["seed"].astype(str) != "all"])
             rows.append(
@@ -78,11 +107,14 @@ def morphometry_markdown(diffs: pd.DataFrame, labels: Mapping[str, str]) -> str:
                     fmt(r["AD_mean"], digits),
                     fmt(r["CN_mean"], digits),
                     f"{fmt(r['difference'], digits)} {interval(r['low'], r['high'], digits)}",
+                    r["interval"],
                     fraction,
                 ]
             )
         lines += [f"### {MEASURE_LABELS[measure]}", ""]
         lines += [markdown_table(pd.DataFrame(rows, columns=COLUMNS)), ""]
+        if any(FEW_MARK in row[-1] for row in rows):
+            lines += [FEW_NOTE, ""]
     return "\n".join(lines)
 
 

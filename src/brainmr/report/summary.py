@@ -49,9 +49,10 @@ def summary_markdown_rows(summary: pd.DataFrame, conditions: Mapping) -> pd.Data
             if key == "predicted_AD" and r.get("cnn_interpretable") is False:
                 mark = f" {NOT_INTERPRETABLE}"
             if pd.notna(r.get(f"{key}_seed_mean", np.nan)):
+                few = FEW_MARK if r.get(f"{key}_few_per_seed") is True else ""
                 row[name] = (
                     f"{r[key + '_seed_mean']:.3f} "
-                    f"{interval(r[key + '_seed_low'], r[key + '_seed_high'], 3)}{mark}"
+                    f"{interval(r[key + '_seed_low'], r[key + '_seed_high'], 3)}{few}{mark}"
                 )
                 row[f"{name} per seed"] = r[f"{key}_per_seed"]
             else:
@@ -65,6 +66,13 @@ def summary_markdown_rows(summary: pd.DataFrame, conditions: Mapping) -> pd.Data
                 row[f"{name}, pooled (images independent)"] = DASH
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+FEW_MARK = " ‡"
+FEW_NOTE = (
+    "‡ fewer than 2 images per seed on average: 3 seeds cannot estimate the spread of counts this"
+    " small and the t interval undercovers (bench/calibration.py); read the pooled figure."
+)
 
 
 def _p(value) -> str:
@@ -83,7 +91,7 @@ def comparisons_markdown(comparisons: pd.DataFrame, conditions: Mapping) -> pd.D
                 "A": row_label(r["group"], r["condition_a"], conditions),
                 "B": row_label(r["group"], r["condition_b"], conditions),
                 "B − A (seed mean)": f"{r['difference']:+.3f} " + interval(r["low"], r["high"], 3),
-                "paired t p": _p(r["p_value"]),
+                "paired t p": _p(r["p_value"]) if not r.get("note") else str(r["note"]),
                 "detectable (80% power)": f"±{fmt(r['detectable'], 3)}",
                 "every seed same sign": r["sign_per_seed"],
                 "pooled A: k/n": f"{r['k_a']}/{r['n_a']}",
@@ -115,8 +123,13 @@ def summary_markdown(
         "are counted once: log-likelihoods and morphometry across their images, the likelihood "
         "count over their images (Wilson), the CNN's across the seeds' CNNs.",
         "",
-        markdown_table(summary_markdown_rows(summary, conditions)),
+        markdown_table(rows := summary_markdown_rows(summary, conditions)),
         "",
+        *(
+            [FEW_NOTE, ""]
+            if rows.astype(str).apply(lambda c: c.str.contains("‡")).any().any()
+            else []
+        ),
         "## Between conditions",
         "",
         "B − A: the mean of the per-seed differences with its t 95% interval, tested by a paired "
@@ -124,7 +137,9 @@ def summary_markdown(
         "a random-effects model's variance is barely estimable, the paired t needs none); "
         "'detectable': the smallest difference these seeds detect with 80% power at the observed "
         "spread. Fisher's exact test on the counts pooled over seeds treats the images as "
-        "independent and is secondary.",
+        "independent and is secondary. Where every seed moves by the same amount (both "
+        "conditions at 0% in every seed, say), there is no spread to test against: no p, no "
+        "detectable difference, and the row says so.",
         "",
         markdown_table(comparisons_markdown(comparisons, conditions)),
         "",
