@@ -25,6 +25,31 @@ QUICK = {"guard": 20, "intervals": 200, "age": 20, "tests": 200}
 PAPER_COHORT = (300, 400)  # the paper's AD and CN subjects
 
 
+def verdict(row) -> str:
+    if row.goal == "—":
+        return "for comparison"
+    if row.passes:
+        return "pass (conservative)" if row.conservative else "pass"
+    return "known limit" if row.known_limit else "FAIL"
+
+
+def shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The printed table: achieved with its Monte-Carlo interval, and the verdict."""
+    out = table.assign(
+        achieved=[
+            f"{a:.3f} [{lo:.3f}, {hi:.3f}]"
+            for a, lo, hi in zip(table.achieved, table.mc_low, table.mc_high, strict=True)
+        ],
+        verdict=[verdict(r) for r in table.itertuples()],
+    )
+    return out[["scale", "judge", "case", "goal", "achieved", "replicates", "verdict"]]
+
+
+def markdown(show: pd.DataFrame) -> str:
+    head = "| " + " | ".join(show.columns) + " |\n|" + "---|" * len(show.columns) + "\n"
+    return head + "".join("| " + " | ".join(map(str, r)) + " |\n" for r in show.to_numpy())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few replicates (tests)")
@@ -39,17 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     table = calibrate(scales, reps, guard_draws=100, n_boot=500)
     seconds = time.perf_counter() - start
     failed = table[~table["passes"] & (table["known_limit"] == "")]
-    show = table.assign(
-        achieved=table["achieved"].map("{:.3f}".format),
-        mc=[f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(table.mc_low, table.mc_high, strict=True)],
-        verdict=[
-            ("pass (conservative)" if c else "pass") if p else ("known limit" if k else "FAIL")
-            for p, c, k in zip(table.passes, table.conservative, table.known_limit, strict=True)
-        ],
-    )
-    columns = ["scale", "judge", "case", "goal", "achieved", "mc", "replicates", "verdict"]
+    show = shown(table)
     with pd.option_context("display.width", 200, "display.max_colwidth", 60):
-        print(show[columns].to_string(index=False))
+        print(show.to_string(index=False))
+    args.json.with_suffix(".md").write_text(markdown(show), encoding="utf-8")
     for row in table[table["known_limit"] != ""].itertuples():
         print(f"known limit ({row.scale}, {row.judge}, {row.case}): {row.known_limit}")
     print(f"{len(table)} figures, {len(failed)} missed their goal; {seconds:.0f} s on {machine()}")

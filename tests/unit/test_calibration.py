@@ -69,3 +69,10 @@ def test_the_script_writes_its_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "faithful AD set flagged" in out and "missed their goal" in out
     assert (tmp_path / "c.json").is_file() and code == 0
+
+
+def test_make_calibration_runs_the_script():
+    """The README's `make calibration` is this script, run in full."""
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    target = makefile.split("\ncalibration: setup\n", 1)[1].splitlines()[0]
+    assert target.strip() == "$(BIN)/python bench/calibration.py"

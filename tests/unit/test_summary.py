@@ -126,6 +126,23 @@ def test_comparisons_name_both_conditions_and_mark_what_the_cnn_cannot_read():
         "pooled B: k/n": "9/12",
         "pooled Fisher p (images independent)": "—",
     }
+    # read back from TSV an empty note is NaN: the p value shows, not "nan"
+    (row,) = comparisons_markdown(
+        pd.DataFrame([comparison | {"note": math.nan}]), CONDITIONS
+    ).to_dict("records")
+    assert row["paired t p"] == "0.0123"
+    flat = comparison | {"p_value": math.nan, "detectable": math.nan}
+    flat |= {"note": "no spread between seeds", "low": -0.25, "high": -0.25}
+    (row,) = comparisons_markdown(pd.DataFrame([flat]), CONDITIONS).to_dict("records")
+    assert row["paired t p"] == "no spread between seeds"
+    assert row["detectable (80% power)"] == "—"
+
+
+def test_a_zero_width_seed_interval_says_there_is_no_spread():
+    from brainmr.report.summary import seed_interval
+
+    assert seed_interval(1.0, 1.0) == "(no spread between seeds)"
+    assert seed_interval(0.2, 0.4) == "[0.200, 0.400]"
 
 
 def test_summary_markdown_ends_with_the_judges_across_seeds():

@@ -30,9 +30,6 @@ T_SEEDS, WELCH_SUBJECTS, WELCH_IMAGES = (
 )
 FIELLER, PAIRED_BOOTSTRAP = "Fieller 95%", "bootstrap 95% over subjects, paired"
 NOT_ESTABLISHED = "real difference not established"
-# Below this many held-out subjects in a class, the share's interval undercovers where the real
-# difference is small (bench/calibration.py): the report marks such shares.
-FEW_SUBJECTS = 10
 N_BOOT = 2000  # resamples of the paired bootstrap of a ceiling set's share
 
 
@@ -262,13 +259,7 @@ def morphometry_differences(
             rows += _seed_rows(measure, name, wanted[wanted["condition"] == name], target)
         for name, images in ceilings.groupby("condition", sort=False):
             rows.append(_ceiling_row(measure, str(name), images, reals, target, seed))
-    table = pd.DataFrame(rows)
-    held = table[table["source"] == HELD_OUT]
-    few = held[["n_AD", "n_CN"]].min(axis=1) < FEW_SUBJECTS  # per measure (NaN counts as few)
-    # a share read off few held-out subjects is marked (bench/calibration.py: it undercovers)
-    return table.assign(
-        few_subjects=table["measure"].map(dict(zip(held["measure"], few, strict=True)))
-    )
+    return pd.DataFrame(rows)
 
 
 def per_image_measures(scores: list[pd.DataFrame]) -> pd.DataFrame:

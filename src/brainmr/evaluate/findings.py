@@ -151,7 +151,6 @@ def anatomy_reproduced(morphometry: pd.DataFrame) -> list[dict]:
     ]
     keys = ("source", "difference", "low", "high", "interval", "fraction_reproduced")
     keys += ("fraction_low", "fraction_high", "fraction_interval", "fraction_status")
-    keys += ("few_subjects",)
     return [{k: r[k] for k in keys} for r in rows.to_dict(orient="records")]
 
 

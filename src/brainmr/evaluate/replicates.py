@@ -163,7 +163,8 @@ def _across_seeds(part: pd.DataFrame, row: dict, means, counts) -> dict:
         stats = mean_interval(fractions.to_numpy(float), bounds=PROPORTION)
         row |= {f"{column}_seed_{k}": stats[k] for k in ("mean", "low", "high")}
         # a count this small per seed: the seed-level interval undercovers (calibration)
-        row[f"{column}_few_per_seed"] = bool(part[column].mean() < FEW_PER_SEED)
+        few = row.get("kind") == "generated" and part[column].mean() < FEW_PER_SEED
+        row[f"{column}_few_per_seed"] = bool(few)
         row[f"{column}_per_seed"] = ", ".join(
             f"{int(c)}/{int(n)}" for c, n in zip(part[column], part["n"], strict=True)
         )

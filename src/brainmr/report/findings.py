@@ -106,8 +106,7 @@ def anatomy_sentences(anatomy: list[dict], conditions: Mapping) -> list[str]:
             share = (
                 f"{_pct(r['fraction_reproduced'])} of the real difference reproduced "
                 f"[{_pct(r['fraction_low'])}, {_pct(r['fraction_high'])}] "
-                f"({r['fraction_interval']}"
-                f"{'; few held-out subjects, a rough guide ‡' if r.get('few_subjects') else ''})"
+                f"({r['fraction_interval']})"
             )
         lines.append(
             f"- {name}: AD − CN ventricle area {fmt(r['difference'], 0)} mm² "

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 
 from brainmr import GROUPS, io  # noqa: E402
 from brainmr.evaluate.ceiling import CEILING_PREFIX, is_ceiling  # noqa: E402
-from brainmr.evaluate.differences import FEW_SUBJECTS, per_image_measures  # noqa: E402
+from brainmr.evaluate.differences import per_image_measures  # noqa: E402
 from brainmr.evaluate.morphometry import (  # noqa: E402
     HELD_OUT,
     MEASURE_LABELS,
@@ -65,19 +65,8 @@ def share_cell(r: pd.Series) -> str:
     text = f"{_pct(r['fraction_reproduced'])}"
     if np.isfinite(r["fraction_low"]):
         text += f" [{_pct(r['fraction_low'])}, {_pct(r['fraction_high'])}]"
-        text += f" ({r['fraction_interval']}){FEW_MARK if few_subjects(r) else ''}"
+        text += f" ({r['fraction_interval']})"
     return text
-
-
-FEW_MARK = " ‡"
-FEW_NOTE = (
-    f"‡ fewer than {FEW_SUBJECTS} held-out subjects per class: where the real difference is small,"
-    " this interval undercovers (bench/calibration.py, docs/methods.md); read it as a rough guide."
-)
-
-
-def few_subjects(r) -> bool:
-    return bool(r.get("few_subjects", False) is True or r.get("few_subjects") == "True")
 
 
 def morphometry_markdown(diffs: pd.DataFrame, labels: Mapping[str, str]) -> str:
@@ -113,8 +102,6 @@ def morphometry_markdown(diffs: pd.DataFrame, labels: Mapping[str, str]) -> str:
             )
         lines += [f"### {MEASURE_LABELS[measure]}", ""]
         lines += [markdown_table(pd.DataFrame(rows, columns=COLUMNS)), ""]
-        if any(FEW_MARK in row[-1] for row in rows):
-            lines += [FEW_NOTE, ""]
     return "\n".join(lines)
 
 

@@ -94,8 +94,13 @@ def _cell(r) -> str:
     if r.role == "remedy":
         text += (
             f"; effect {_signed(r.effect)} {_signed_interval(r.effect_low, r.effect_high)}, "
-            f"p {_p(r.p_value) or DASH} (paired t), detectable {_signed(r.detectable, '±')}, "
-            f"{r.sign_per_seed}"
+            + (
+                f"{r.note}, "
+                if isinstance(getattr(r, "note", None), str) and r.note
+                else f"p {_p(r.p_value) or DASH} (paired t), "
+                f"detectable {_signed(r.detectable, '±')}, "
+            )
+            + f"{r.sign_per_seed}"
         )
     return text
 

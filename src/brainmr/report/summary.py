@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from brainmr.evaluate.stats import NO_SPREAD
 from brainmr.report.format import DASH, NOT_INTERPRETABLE, fmt, header, interval, markdown_table
 from brainmr.report.labels import ordered, row_label, set_label
 from brainmr.report.table1 import VENTRICLES, sensitivity_line, verdict_line
@@ -50,9 +51,11 @@ def summary_markdown_rows(summary: pd.DataFrame, conditions: Mapping) -> pd.Data
                 mark = f" {NOT_INTERPRETABLE}"
             if pd.notna(r.get(f"{key}_seed_mean", np.nan)):
                 few = FEW_MARK if r.get(f"{key}_few_per_seed") is True else ""
+                # across seeds for generated sets; real and ceiling counts: Wilson over images
+                span = seed_interval if r["kind"] == "generated" else _interval3
                 row[name] = (
                     f"{r[key + '_seed_mean']:.3f} "
-                    f"{interval(r[key + '_seed_low'], r[key + '_seed_high'], 3)}{few}{mark}"
+                    f"{span(r[key + '_seed_low'], r[key + '_seed_high'])}{few}{mark}"
                 )
                 row[f"{name} per seed"] = r[f"{key}_per_seed"]
             else:
@@ -75,6 +78,23 @@ FEW_NOTE = (
 )
 
 
+def _text(value) -> bool:
+    """A non-empty text cell (an empty one reads back from TSV as NaN)."""
+    return isinstance(value, str) and bool(value)
+
+
+def _interval3(low, high) -> str:
+    return interval(low, high, 3)
+
+
+def seed_interval(low, high) -> str:
+    """A t interval across seeds; one of zero width is no spread between the seeds, not
+    certainty, and says so."""
+    if np.isfinite(low) and np.isfinite(high) and low == high:
+        return f"({NO_SPREAD})"
+    return interval(low, high, 3)
+
+
 def _p(value) -> str:
     return DASH if value is None or not np.isfinite(value) else f"{value:.3g}"
 
@@ -91,8 +111,10 @@ def comparisons_markdown(comparisons: pd.DataFrame, conditions: Mapping) -> pd.D
                 "A": row_label(r["group"], r["condition_a"], conditions),
                 "B": row_label(r["group"], r["condition_b"], conditions),
                 "B − A (seed mean)": f"{r['difference']:+.3f} " + interval(r["low"], r["high"], 3),
-                "paired t p": _p(r["p_value"]) if not r.get("note") else str(r["note"]),
-                "detectable (80% power)": f"±{fmt(r['detectable'], 3)}",
+                "paired t p": r["note"] if _text(r.get("note")) else _p(r["p_value"]),
+                "detectable (80% power)": (
+                    f"±{fmt(r['detectable'], 3)}" if np.isfinite(r["detectable"]) else DASH
+                ),
                 "every seed same sign": r["sign_per_seed"],
                 "pooled A: k/n": f"{r['k_a']}/{r['n_a']}",
                 "pooled B: k/n": f"{r['k_b']}/{r['n_b']}",
