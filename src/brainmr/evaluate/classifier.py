@@ -45,6 +45,7 @@ from brainmr.evaluate.stats import (
     reliability_table,
 )
 from brainmr.io import require_columns, require_groups
+from brainmr.splits import stratified_subjects
 from brainmr.threads import limit_threads
 
 log = logging.getLogger(__name__)
@@ -119,17 +120,10 @@ def extract_features(model: SliceCNN, images: np.ndarray, batch_size: int = 64) 
 
 
 def split_subjects(train: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of rows whose subject goes to validation, stratified by group; a group
-    with a single subject stays entirely in training."""
-    rng = np.random.default_rng(seed)
-    val_subjects: set[str] = set()
-    for _, rows in train.groupby("group", sort=True):
-        subjects = np.array(sorted(rows["subject"].astype(str).unique()))
-        if len(subjects) < 2:
-            continue
-        n_val = min(len(subjects) - 1, max(1, round(fraction * len(subjects))))
-        val_subjects.update(rng.choice(subjects, size=n_val, replace=False))
-    return train["subject"].astype(str).isin(val_subjects).to_numpy()
+    """Boolean mask of rows whose subject goes to validation, stratified by group
+    (brainmr.splits: the cohort's test split is drawn the same way); a group with a single
+    subject stays entirely in training."""
+    return train["subject"].astype(str).isin(stratified_subjects(train, fraction, seed)).to_numpy()
 
 
 def binary_metrics(labels: np.ndarray, prob_ad: np.ndarray) -> dict:

@@ -178,7 +178,7 @@ def summary_markdown(
     lines.append(
         "- CNN on held-out reals, across seeds: "
         + ", ".join(
-            f"{k} {fmt(v['mean'], 3)} ± {fmt(v['sd'], 3)} {interval(v['low'], v['high'], 3)}"
+            f"{k} {fmt(v['mean'], 3)} ± {fmt(v['sd'], 3)} {seed_interval(v['low'], v['high'])}"
             for k, v in across.items()
         )
         + "."
