@@ -47,10 +47,13 @@ instructions: setup
 	$(BIN)/snakemake --cores $(CORES) $(INSTRUCTIONS_CONFIG) --report results/report.html
 	@cat results/instructions.md
 
-# Two workers: the end-to-end run (one worker, its readers with it: tests/conftest.py) waits on
-# SLURM and on job start-up while the other tests fill the other core.
+# Two sessions side by side on the two cores: the end-to-end run with the tests that read it (marked
+# e2e by tests/conftest.py: one session, so the run happens once), and the rest of the suite. The
+# end-to-end session's report follows the other's.
 test: setup
-	$(BIN)/pytest -q -ra -n 2
+	$(BIN)/pytest -q -ra -p no:xdist -m e2e > .pytest-e2e.log 2>&1 & e2e=$$!; \
+	$(BIN)/pytest -q -ra -p no:xdist -m "not e2e"; rest=$$?; \
+	wait $$e2e; ran=$$?; cat .pytest-e2e.log; test $$rest -eq 0 -a $$ran -eq 0
 
 lint: setup
 	$(BIN)/ruff check src tests bench workflow/scripts

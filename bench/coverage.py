@@ -24,7 +24,7 @@ from brainmr import GROUPS, SLICE_SIZE
 from brainmr.config import stage_config
 from brainmr.evaluate.classifier import extract_features, load_classifier
 from brainmr.evaluate.config import JudgeConfig
-from brainmr.evaluate.images import load_normalised, normalise_intensity
+from brainmr.evaluate.images import load_normalised, rescale_foreground
 from brainmr.evaluate.sets import matched_fidelity
 
 
@@ -34,7 +34,7 @@ def through_resolution(images: np.ndarray, size: int) -> np.ndarray:
     for image in images:
         small = Image.fromarray(image).resize((size, size), Image.BILINEAR)
         back = small.resize((SLICE_SIZE, SLICE_SIZE), Image.BICUBIC)
-        out.append(normalise_intensity(np.asarray(back, dtype=np.float32)))
+        out.append(rescale_foreground(np.asarray(back, dtype=np.float32)))
     return np.stack(out)
 
 
@@ -49,7 +49,7 @@ def through_vae(images: np.ndarray, vae) -> np.ndarray:
         pixels = slices_to_pixels(images, vae.config.sample_size)
         decoded = vae.decode(vae.encode(pixels).latent_dist.mean).sample
     rgb = ((decoded + 1.0) / 2.0).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-    return np.stack([normalise_intensity(resize_image(g, SLICE_SIZE)) for g in rgb_to_gray(rgb)])
+    return np.stack([rescale_foreground(resize_image(g, SLICE_SIZE)) for g in rgb_to_gray(rgb)])
 
 
 def main() -> None:

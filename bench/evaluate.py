@@ -41,7 +41,7 @@ def run_size(name: str, epochs: int, threads: int) -> dict:
     from brainmr.config import stage_config
     from brainmr.evaluate.classifier import fit_cnn, predict_proba
     from brainmr.evaluate.config import ClassifierConfig, KdeConfig
-    from brainmr.evaluate.images import flatten, normalise_intensity
+    from brainmr.evaluate.images import flatten, rescale_foreground
     from brainmr.evaluate.kde import fit_kde_model
     from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours
     from brainmr.evaluate.stats import ad_labels
@@ -73,7 +73,7 @@ def run_size(name: str, epochs: int, threads: int) -> dict:
         timings[key] = time.perf_counter() - start
         return result
 
-    normalised = timed("normalise_s", lambda: np.stack([normalise_intensity(i) for i in train]))
+    normalised = timed("normalise_s", lambda: np.stack([rescale_foreground(i) for i in train]))
     pixels = flatten(normalised)
     model = timed("kde_fit_s", fit_kde_model, pixels, groups, kde_cfg)
     timed("kde_score_s", model.score, flatten(generated))

@@ -10,31 +10,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-# The tests that read the shared end-to-end run (the small_run fixture below)
-SMALL_RUN_READERS = (
-    "tests/slurm/test_slurm.py::",
-    "tests/workflow/test_workflow.py::test_end_to_end_small_run",
-)
+E2E = "e2e"  # the marker of the tests that read the shared end-to-end run (small_run)
 
 
-def work_unit(nodeid: str) -> str:
-    """The unit of work a test belongs to under pytest -n."""
-    return "small_run" if nodeid.startswith(SMALL_RUN_READERS) else nodeid
-
-
-@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: the suite runs without it too
-def pytest_xdist_make_scheduler(config, log):
-    """Under pytest -n (make test): the end-to-end run's readers form one unit of work, so the
-    run happens once, on one worker, and first (xdist hands out the largest unit first); every
-    other test is a unit of its own for the other worker. (xdist's own --dist loadgroup marks do
-    not take under pytest 9, which no longer reads the node id it rewrites.)"""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class SmallRunTogether(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return work_unit(nodeid)
-
-    return SmallRunTogether(config, log)
+def pytest_collection_modifyitems(config, items):
+    """Every test that reads the shared end-to-end run (the small_run fixture, directly or
+    through another fixture) is marked e2e: `make test` runs those in one session, so the run
+    happens once, beside a second session with the rest of the suite."""
+    for item in items:
+        if "small_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(getattr(pytest.mark, E2E))
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pandas as pd
 from toy_evaluation import write_slices
 
 from brainmr import io
+from brainmr.conditions import conditions_from
 from brainmr.config import stage_config
 from brainmr.evaluate.classifier import train_classifier
 from brainmr.evaluate.config import ClassifierConfig, JudgeConfig, KdeConfig
@@ -21,16 +22,18 @@ from brainmr.evaluate.kde import fit_kde
 from brainmr.evaluate.kde_sensitivity import kde_sensitivity_file
 from brainmr.evaluate.outliers import flag_outlier_files
 from brainmr.evaluate.replicates import summarise_replicates
-from brainmr.evaluate.scoring import real_morphometry_file, score_images
+from brainmr.evaluate.scoring import judge_images, real_morphometry_file, score_images
 from brainmr.evaluate.sets import set_metrics_file
 from brainmr.evaluate.toy import toy_slices
 from brainmr.report import write_tables
 
-CONDITIONS = {
-    "brain": {"AD": "AD, a MRI brain, ADNI2", "CN": "CN, a MRI brain, ADNI2", "label": ""},
-    "nobrain": {"AD": "AD, ADNI2", "CN": "CN, ADNI2", "label": " (no brain)"},
-    "third": {"AD": "AD, a T1 slice", "CN": "CN, a T1 slice"},  # no label: named after the key
-}
+CONDITIONS = conditions_from(
+    {
+        "brain": {"AD": "AD, a MRI brain, ADNI2", "CN": "CN, a MRI brain, ADNI2", "label": ""},
+        "nobrain": {"AD": "AD, ADNI2", "CN": "CN, ADNI2", "label": " (no brain)"},
+        "third": {"AD": "AD, a T1 slice", "CN": "CN, a T1 slice"},  # no label: its key names it
+    }
+)
 PAPER_ROWS = ["AD", "CN", "AD (no brain)", "CN (no brain)"]
 EXTRA_ROWS = ["AD (third)", "CN (third)"]
 CEILING = "ceiling_vae32"
@@ -152,18 +155,39 @@ def build(root: Path) -> dict:
                 ClassifierConfig, "evaluate", cnn_epochs=3, seed=seed, n_bootstrap=200
             ),
         )
-        common = dict(kde_model=root / "kde.joblib", classifier=d / "cnn.pt", train=train)
         tables = write_generated(root, train, seed)
-        generated = []
-        for (condition, group), table in (tables | ceiling).items():
-            generated.append(d / f"scores_{condition}_{group}.tsv")
-            score_images(images=table, out_tsv=generated[-1], **common)
-        score_images(images=test.assign(condition="real"), out_tsv=d / "real.tsv", **common)
+        generated, judged = [], []
+        # as the workflow: seed-free scores once per set (the ceiling and real sets once, in
+        # the first seed), then this seed's CNN on every set in one pass
+        sets = {f"{c}_{g}": t for (c, g), t in (tables | ceiling).items()}
+        sets["real_test"] = test.assign(condition="real")
+        for name, table in sets.items():
+            once = name == "real_test" or name.startswith("ceiling_")
+            scores = (root if once else d) / f"scores_{name}.tsv"
+            if not (once and scores.exists()):
+                score_images(
+                    images=table, kde_model=root / "kde.joblib", train=train, out_tsv=scores
+                )
+            if name != "real_test":
+                generated.append(scores)
+            judged.append(d / f"cnn_{name}.tsv")
+            judge_images(
+                scores=scores,
+                classifier=d / "cnn.pt",
+                out_tsv=judged[-1],
+                out_features=d / f"cnn_{name}.npy",
+            )
         flag_outlier_files(
-            generated=generated, real=d / "real.tsv", out_tsv=d / "scores.tsv", mad_k=5.0
+            generated=generated,
+            real=root / "scores_real_test.tsv",
+            cnn=judged,
+            out_tsv=d / "scores.tsv",
+            mad_k=5.0,
         )
         set_metrics_file(
             scores=d / "scores.tsv",
+            features=[p.with_suffix(".npy") for p in judged],
+            cnn=judged,
             classifier=d / "cnn.pt",
             classifier_metrics=d / "cnn.json",
             train=train,

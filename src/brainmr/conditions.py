@@ -25,6 +25,7 @@ GENERATE_OVERRIDES = ("guidance_scale", "negative_prompt")
 class Condition:
     name: str
     prompts: dict[str, str]
+    label: str | None = None  # Table 1's row suffix (" (no brain)"); None: told by its name
     per_class_models: bool = False
     dreambooth: dict[str, Any] = field(default_factory=dict)
     generate: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -48,6 +49,7 @@ class Condition:
         return cls(
             name=name,
             prompts={g: str(spec[g]) for g in GROUPS},
+            label=None if spec.get("label") is None else str(spec["label"]),
             per_class_models=bool(spec.get("per_class_models", False)),
             dreambooth={k: spec[k] for k in DREAMBOOTH_OVERRIDES if spec.get(k) is not None},
             generate=generate,
@@ -94,13 +96,20 @@ RESERVED_PREFIX = "ceiling_"  # the reconstruction-ceiling sets (brainmr.evaluat
 
 
 def conditions_of(config: Mapping) -> dict[str, Condition]:
-    bad = [n for n in active_specs(config) if n in RESERVED_NAMES or n.startswith(RESERVED_PREFIX)]
+    """Name -> Condition of the config, in config order (null conditions left out)."""
+    return conditions_from(active_specs(config))
+
+
+def conditions_from(specs: Mapping) -> dict[str, Condition]:
+    """Name -> Condition of a mapping of condition specs (a rule's params carry the specs, plain
+    data; its script turns them into the Conditions that every function receives)."""
+    bad = [n for n in specs if n in RESERVED_NAMES or n.startswith(RESERVED_PREFIX)]
     if bad:
         raise ValueError(
             f"config conditions: {bad} are names of the evaluation's own sets "
             f"({', '.join(RESERVED_NAMES)}, {RESERVED_PREFIX}*); rename the condition"
         )
-    return {name: Condition.from_config(name, spec) for name, spec in active_specs(config).items()}
+    return {name: Condition.from_config(name, spec) for name, spec in specs.items()}
 
 
 def remedies_of(config: Mapping) -> tuple[str, list[str]] | None:

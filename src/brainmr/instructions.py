@@ -133,6 +133,36 @@ def request_table(
     return pd.DataFrame(out, columns=["requested_age", "requested_sex", "age_bin", "prompt"])
 
 
+def write_requests(
+    out_tsv,
+    *,
+    prompts: dict[str, str],
+    heldout: pd.DataFrame,
+    n: int,
+    cfg: InstructionConfig,
+    seed: int,
+) -> None:
+    """Every class's requests of a templated condition for one replicate seed (request_table
+    per class of ``prompts``), in one table with a ``group`` column: written by a rule, read by
+    the generation rule, so nothing is drawn while the workflow is parsed."""
+    from brainmr.io import write_tsv
+
+    tables = [
+        request_table(prompt, heldout, group, n, cfg, seed).assign(group=group)
+        for group, prompt in prompts.items()
+    ]
+    write_tsv(out_tsv, pd.concat(tables, ignore_index=True))
+
+
+def read_requests(path) -> dict[str, pd.DataFrame]:
+    """Class -> its requests, one row per image in image order (write_requests' table)."""
+    table = pd.read_csv(path, sep="\t", dtype={"prompt": str, "requested_sex": str, "group": str})
+    return {
+        str(group): part.drop(columns="group").reset_index(drop=True)
+        for group, part in table.groupby("group", sort=False)
+    }
+
+
 def baseline_condition(conditions: list[str], templated: list[str], baseline: str | None) -> str:
     """The class-only condition whose images, with the requests shuffled, show what not following
     looks like: ``baseline`` if given, else the first condition with fixed prompts."""

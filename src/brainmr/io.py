@@ -81,8 +81,41 @@ def write_tsv(path: str | os.PathLike, table: pd.DataFrame) -> None:
         table.to_csv(tmp, sep="\t", index=False, encoding="utf-8")
 
 
+# Columns that hold names, never numbers, in every table the workflow writes: read as text, a
+# missing value as "" (a subject ID such as 002_S_0295 keeps its zeros, and a missing group does
+# not become the text "nan" as astype(str) would make it). The one home of these types.
+TEXT_COLUMNS = (
+    "subject",
+    "image_id",
+    "condition",
+    "group",
+    "split",
+    "path",
+    "file",
+    "sex",
+    "source",
+    "measure",
+    "role",
+    "images",
+    "prompt",
+    "nn_path",
+    "predicted",
+    "ood_reason",
+    "note",
+    "interval",
+    "fraction_interval",
+    "fraction_status",
+    "requested_sex",
+    "visit",
+    "description",
+)
+
+
 def read_tsv(path: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype={"subject": str, "image_id": str})
+    """A table the workflow wrote, with TEXT_COLUMNS as text."""
+    table = pd.read_csv(path, sep="\t", dtype=dict.fromkeys(TEXT_COLUMNS, str))
+    text = [c for c in TEXT_COLUMNS if c in table]
+    return table.assign(**{c: table[c].fillna("") for c in text}) if text else table
 
 
 def write_json(path: str | os.PathLike, obj: object) -> None:
@@ -148,3 +181,16 @@ def require_groups(groups: Iterable[str], what: str) -> None:
     bad = sorted({str(g) for g in groups} - set(GROUPS))
     if bad:
         raise ValueError(f"{what}: unknown group(s) {bad}; expected AD or CN")
+
+
+def as_bool(values: pd.Series, what: str) -> pd.Series:
+    """A True/False column, also when read back from text (where astype(bool) of "False" is
+    True)."""
+    if values.dtype == bool:
+        return values
+    mapping = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+    text = values.astype(str).str.strip().str.lower()
+    bad = sorted(set(text) - set(mapping))
+    if bad:
+        raise ValueError(f"{what}: expected True/False, got {bad}")
+    return text.map(mapping).astype(bool)

@@ -195,3 +195,29 @@ def test_instance_set_keeps_prompts_whole():
         instance_set(slices, {"MCI": "MCI, a MRI brain"})
     with pytest.raises(ValueError, match="no train slices of class"):
         instance_set(slices[slices.group == "CN"], prompts)
+
+
+def test_the_slice_table_is_written_once_and_read_with_its_types(tmp_path):
+    from brainmr.cohort import read_slices, write_slice_table
+
+    scans = pd.DataFrame(
+        {
+            "subject": ["001_S_0001", "002_S_0002", "003_S_0003"],
+            "group": ["AD", "CN", "CN"],
+            "split": ["train", "train", "test"],
+            "age": [71.5, 80, 66],
+            "sex": ["F", "M", "F"],
+            "image_id": ["I1", "I2", "I3"],
+        }
+    )
+    paths = [f"results/slices/{s}.npy" for s in scans.subject]
+    out = tmp_path / "slices.tsv"
+    write_slice_table(out, scans=scans, slice_paths=paths)
+    table = read_slices(out)
+    assert table.columns.tolist() == ["subject", "group", "split", "path", "age", "sex"]
+    assert table.subject.tolist() == scans.subject.tolist() and table.age.dtype == float
+    assert table.path.tolist() == paths
+    test = read_slices(out, "test")
+    assert test.subject.tolist() == ["003_S_0003"] and test.index.tolist() == [0]
+    with pytest.raises(ValueError, match="without a slice: \\['003_S_0003'\\]"):
+        write_slice_table(tmp_path / "x.tsv", scans=scans, slice_paths=paths[:2])

@@ -22,9 +22,9 @@ from brainmr.cohort.anatomy import (
     subject_canvas,
     template_anatomy,
 )
-from brainmr.evaluate.images import normalise_intensity as evaluation_normalise
+from brainmr.evaluate.images import rescale_foreground as evaluation_normalise
 from brainmr.evaluate.morphometry import slice_morphometry
-from brainmr.preprocess.slicing import center_coronal_slice, normalise_intensity
+from brainmr.preprocess.slicing import center_coronal_slice, scale_by_brain_percentile
 
 AGES = np.array([60, 63, 66, 70, 73, 76, 79, 83, 86, 89])  # spread over the demo's 60-89
 SHUFFLE = np.random.default_rng(0).permutation(len(AGES))  # a fixed permutation of the ages
@@ -42,7 +42,9 @@ def demo_measures(group: str, seed: int, age: float, sex: str | None = None) -> 
         mask = ndi.affine_transform(mask.astype(np.float32), matrix, offset, order=1) > 0.5
     inside = mask[..., NECK_MM:].astype(bool)
     aligned = np.where(inside, canvas[..., NECK_MM:], 0.0)
-    image = normalise_intensity(center_coronal_slice(aligned, SLICE_SIZE), aligned[inside], 99.5)
+    image = scale_by_brain_percentile(
+        center_coronal_slice(aligned, SLICE_SIZE), aligned[inside], 99.5
+    )
     return slice_morphometry(evaluation_normalise(image))
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from brainmr.conditions import conditions_from
 from brainmr.evaluate.findings import ceiling_shifts, judge_separation
 from brainmr.report.findings import (
     anatomy_sentences,
@@ -15,7 +16,9 @@ from brainmr.report.findings import (
     separation_sentences,
 )
 
-CONDITIONS = {"brain": {"AD": "AD, a MRI brain", "CN": "CN, a MRI brain", "label": ""}}
+CONDITIONS = conditions_from(
+    {"brain": {"AD": "AD, a MRI brain", "CN": "CN, a MRI brain", "label": ""}}
+)
 
 
 def by_seed(ad_cnn, cn_cnn, ad_lik=(0.5, 0.6, 0.4), cn_lik=(0.5, 0.4, 0.6), inside=True):

@@ -159,3 +159,18 @@ def test_baseline_is_the_configured_fixed_condition_or_the_first_one():
         baseline_condition(conditions, templated, "missing")
     with pytest.raises(ValueError, match="baseline condition with fixed prompts is needed"):
         baseline_condition(["instructed"], templated, None)
+
+
+def test_requests_are_written_by_a_rule_and_read_back_as_drawn(tmp_path):
+    """write_requests (the write_requests rule) writes every class's draw; read_requests gives
+    the generation rule the same tables request_table draws."""
+    from brainmr.instructions import read_requests, write_requests
+
+    prompts = {"AD": TEMPLATE, "CN": TEMPLATE.replace("AD", "CN")}
+    out = tmp_path / "requests.tsv"
+    write_requests(out, prompts=prompts, heldout=heldout(), n=7, cfg=cfg(), seed=2)
+    back = read_requests(out)
+    assert list(back) == ["AD", "CN"]
+    for group, prompt in prompts.items():
+        drawn = request_table(prompt, heldout(), group, 7, cfg(), seed=2)
+        pd.testing.assert_frame_equal(back[group], drawn, check_dtype=False)

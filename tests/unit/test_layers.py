@@ -25,7 +25,7 @@ STAGES = set(ALLOWED)
 def stage_imports(path: Path) -> set[str]:
     """The brainmr stages a file imports."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]

@@ -16,7 +16,7 @@ from brainmr.evaluate.differences import (
     morphometry_differences,
     per_image_measures,
 )
-from brainmr.evaluate.images import normalise_intensity as evaluation_normalise
+from brainmr.evaluate.images import rescale_foreground as evaluation_normalise
 from brainmr.evaluate.morphometry import (
     HELD_OUT,
     MEASURE_LABELS,
@@ -132,14 +132,16 @@ def demo_slice(group: str, seed: int) -> np.ndarray:
     """A demo subject's normalised centre coronal slice, as preprocessing would make it from a
     perfectly stripped and aligned scan: the canvas is the template grid plus NECK_MM below."""
     from brainmr.cohort.anatomy import GROUP_ATROPHY, NECK_MM, subject_canvas, template_anatomy
-    from brainmr.preprocess.slicing import center_coronal_slice, normalise_intensity
+    from brainmr.preprocess.slicing import center_coronal_slice, scale_by_brain_percentile
 
     canvas, mask = subject_canvas(
         template_anatomy(), np.random.default_rng(seed), GROUP_ATROPHY[group]
     )
     inside = mask[..., NECK_MM:].astype(bool)
     aligned = np.where(inside, canvas[..., NECK_MM:], 0.0)
-    image = normalise_intensity(center_coronal_slice(aligned, SLICE_SIZE), aligned[inside], 99.5)
+    image = scale_by_brain_percentile(
+        center_coronal_slice(aligned, SLICE_SIZE), aligned[inside], 99.5
+    )
     return evaluation_normalise(image)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from brainmr import SLICE_SIZE
 from brainmr.evaluate.ceiling import ceiling_condition
-from brainmr.evaluate.images import flatten, load_normalised, normalise_intensity
+from brainmr.evaluate.images import flatten, load_normalised, rescale_foreground
 from brainmr.evaluate.kde import load_kde
 from brainmr.evaluate.outliers import (
     REAL_CONDITION,
@@ -31,7 +31,7 @@ def test_outlier_rule_flags_noise_and_blank_but_few_reals(toy_split, kde_files):
     odd = np.stack(
         [rng.uniform(0, 1, size), rng.normal(0.5, 0.2, size).clip(0, 1), np.zeros(size)]
     ).astype(np.float32)
-    odd_scores = pd.DataFrame(model.score(flatten(np.stack([normalise_intensity(i) for i in odd]))))
+    odd_scores = pd.DataFrame(model.score(flatten(np.stack([rescale_foreground(i) for i in odd]))))
     odd_scores.columns = ["loglik_" + c for c in odd_scores.columns]
     assert (best_loglik(odd_scores) < threshold).all()
     assert (best_loglik(real) < threshold).mean() <= 0.1

@@ -22,7 +22,7 @@ from brainmr.preprocess.config import PreprocessConfig
 from brainmr.preprocess.register import register_rigid, template_grid
 from brainmr.preprocess.scan import preprocess_scan
 from brainmr.preprocess.skullstrip import SkullStripError, skull_strip, threshold_mask
-from brainmr.preprocess.slicing import center_coronal_slice, normalise_intensity
+from brainmr.preprocess.slicing import center_coronal_slice, scale_by_brain_percentile
 from brainmr.preprocess.template import TEMPLATE_SHAPE, load_template, load_tissue_map
 from brainmr.preprocess.volume import InputImageError, Volume, from_sitk, load_volume
 
@@ -302,7 +302,7 @@ def test_slice_pads_when_larger_than_the_grid():
 
 def test_normalise_intensity_maps_the_percentile_to_one():
     brain = np.arange(1, 1001, dtype=np.float32)
-    image = normalise_intensity(np.array([[0.0, 500.0, 2000.0]]), brain, 99.5)
+    image = scale_by_brain_percentile(np.array([[0.0, 500.0, 2000.0]]), brain, 99.5)
     scale = np.percentile(brain, 99.5)
     assert image.dtype == np.float32
     assert np.allclose(image, [[0.0, 500.0 / scale, 1.0]])

@@ -147,7 +147,7 @@ def test_remedies_table_and_forest_plot_are_formatted_not_computed():
     assert not frame.loc[1, "AD images: CNN interpretable"]
     text = remedies_markdown(table, "DEMO", synthetic=True)
     assert "SYNTHETIC" in text and "brain (baseline)" in text
-    headline = "0.62 [0.43, 0.81] †; effect +0.58 [+0.43, +0.74], p 0.004 (paired t), "
+    headline = "0.62 [0.43, 0.81] †; effect +0.58 [+0.43, +0.74], p 0.00364 (paired t), "
     assert headline + "detectable ±0.20, all +" in text
     assert "images treated as independent (secondary)" in text
     assert "185/300 = 0.62 [0.56, 0.67] †; +0.58, Fisher p <0.001, OR 46.65" in text

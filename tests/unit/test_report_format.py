@@ -76,3 +76,10 @@ def test_ordered_puts_rows_in_table1_order():
 def test_figure_title_marks_demo_data_and_names_the_run():
     assert figure_title("Figure 1", "toy run", True) == "SYNTHETIC DEMO DATA - Figure 1\ntoy run"
     assert figure_title("KDE", "ADNI run", False) == "KDE\nADNI run"
+
+
+def test_one_p_value_format_for_every_table():
+    from brainmr.report.format import p_value
+
+    assert p_value(0.0123456) == "0.0123" and p_value(0.21) == "0.21"
+    assert p_value(0.0004) == "<0.001" and p_value(float("nan")) == "—" and p_value(None) == "—"

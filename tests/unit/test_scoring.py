@@ -1,5 +1,6 @@
-"""brainmr.evaluate.scoring: per-image scores against the toy KDE, a toy CNN and the training
-slices (nearest neighbour inside the brain), and the memorization call they feed."""
+"""brainmr.evaluate.scoring: per-image scores against the toy KDE and the training slices (nearest
+neighbour inside the brain), once per set; a toy CNN's P(AD) and features in one pass; the
+memorization call they feed."""
 
 from __future__ import annotations
 
@@ -9,9 +10,22 @@ import pytest
 from toy_evaluation import classifier_config
 
 from brainmr import io
-from brainmr.evaluate.classifier import train_classifier
+from brainmr.evaluate.classifier import (
+    extract_features,
+    load_classifier,
+    predict_proba,
+    train_classifier,
+)
+from brainmr.evaluate.images import load_normalised
 from brainmr.evaluate.metrics import memorization_summary, memorization_threshold
-from brainmr.evaluate.scoring import SCORE_COLUMNS, score_images
+from brainmr.evaluate.outliers import read_scores, with_cnn
+from brainmr.evaluate.scoring import (
+    CNN_COLUMNS,
+    SCORE_COLUMNS,
+    SEED_FREE_COLUMNS,
+    judge_images,
+    score_images,
+)
 from brainmr.evaluate.stats import THRESHOLD
 from brainmr.evaluate.toy import toy_slices
 
@@ -47,22 +61,21 @@ def test_score_images_flags_an_exact_copy_as_memorized(
             "group": "AD",
         }
     )
-    score_images(
-        images=generated,
-        kde_model=kde_files[0],
-        classifier=classifier_file,
-        train=train,
-        out_tsv=tmp_path / "gen.tsv",
-    )
+    score_images(images=generated, kde_model=kde_files[0], train=train, out_tsv=tmp_path / "g.tsv")
     real = toy_split["test"].assign(condition="real")
-    score_images(
-        images=real,
-        kde_model=kde_files[0],
-        classifier=classifier_file,
-        train=train,
-        out_tsv=tmp_path / "real.tsv",
-    )
-    gen, real_scores = io.read_tsv(tmp_path / "gen.tsv"), io.read_tsv(tmp_path / "real.tsv")
+    score_images(images=real, kde_model=kde_files[0], train=train, out_tsv=tmp_path / "r.tsv")
+    for name in ("g", "r"):
+        judge_images(
+            scores=tmp_path / f"{name}.tsv",
+            classifier=classifier_file,
+            out_tsv=tmp_path / f"{name}_cnn.tsv",
+            out_features=tmp_path / f"{name}_cnn.npy",
+        )
+    assert list(io.read_tsv(tmp_path / "g.tsv").columns) == SEED_FREE_COLUMNS
+    assert list(io.read_tsv(tmp_path / "g_cnn.tsv").columns) == CNN_COLUMNS
+    cnn = read_scores([tmp_path / "g_cnn.tsv", tmp_path / "r_cnn.tsv"], "CNN", CNN_COLUMNS)
+    gen = with_cnn(io.read_tsv(tmp_path / "g.tsv"), cnn)
+    real_scores = with_cnn(io.read_tsv(tmp_path / "r.tsv"), cnn)
     assert list(gen.columns) == SCORE_COLUMNS and len(real_scores) == 30
     assert gen["file"].tolist() == ["gen_000.png", "gen_001.png"]
     assert gen.loc[0, "nn_path"] == copied and gen.loc[0, "nn_corr"] > 0.999
@@ -80,9 +93,31 @@ def test_score_images_rejects_wrong_size(toy_split, kde_files, classifier_file, 
     images = pd.DataFrame({"path": [str(tmp_path / "small.png")], "condition": "x", "group": "AD"})
     with pytest.raises(ValueError, match="small.png"):
         score_images(
-            images=images,
-            kde_model=kde_files[0],
-            classifier=classifier_file,
-            train=toy_split["train"],
-            out_tsv=tmp_path / "s.tsv",
+            images=images, kde_model=kde_files[0], train=toy_split["train"], out_tsv=tmp_path / "s"
+        )
+
+
+def test_one_cnn_pass_gives_the_same_p_ad_and_features_as_two(toy_split, classifier_file, tmp_path):
+    """judge_images: P(AD) and the features from one forward pass equal predict_proba's and
+    extract_features' (the two passes it replaces), row for row."""
+    table = toy_split["test"].assign(condition="real")
+    io.write_tsv(tmp_path / "s.tsv", table)
+    judge_images(
+        scores=tmp_path / "s.tsv",
+        classifier=classifier_file,
+        out_tsv=tmp_path / "c.tsv",
+        out_features=tmp_path / "c.npy",
+        batch_size=7,
+    )
+    model, images = load_classifier(classifier_file), load_normalised(table["path"])
+    out = io.read_tsv(tmp_path / "c.tsv")
+    np.testing.assert_allclose(out["prob_AD"], predict_proba(model, images, 7), rtol=1e-12)
+    np.testing.assert_array_equal(
+        io.load_npy(tmp_path / "c.npy"), extract_features(model, images, 7)
+    )
+    assert out["path"].tolist() == table["path"].astype(str).tolist()
+    with pytest.raises(ValueError, match="no CNN output for 1 image"):
+        with_cnn(
+            io.read_tsv(tmp_path / "s.tsv").assign(**dict.fromkeys(SEED_FREE_COLUMNS[5:], 0)),
+            out.iloc[1:],
         )

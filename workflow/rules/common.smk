@@ -13,15 +13,18 @@ sys.path.insert(
 from brainmr import GROUPS  # noqa: E402
 from brainmr.cohort import scans_for_config  # noqa: E402
 from brainmr.conditions import active_specs, conditions_of, remedies_of  # noqa: E402
-from brainmr.seeds import first_generator_seed  # noqa: E402
+from brainmr.seeds import first_generator_seed, headline_seed  # noqa: E402
 from brainmr.diffusion.config import DemoBaseConfig, DreamBoothConfig  # noqa: E402
-from brainmr.evaluate.ceiling import bottleneck_name, ceiling_condition  # noqa: E402
+from brainmr.evaluate.ceiling import (  # noqa: E402
+    bottleneck_name,
+    ceiling_condition,
+    is_ceiling,
+)
 from brainmr.config import from_section  # noqa: E402
 from brainmr.instructions import (
     InstructionConfig,
     baseline_condition,
     is_template,
-    request_table,
 )  # noqa: E402
 from brainmr.evaluate.config import (  # noqa: E402
     ClassifierConfig,
@@ -41,6 +44,7 @@ TEST = SCANS.index[SCANS.split == "test"].tolist()
 CONDITIONS = conditions_of(config)
 REMEDIES = remedies_of(config)  # (baseline, remedies) or None
 SEEDS = [int(s) for s in config["seeds"]]
+HEADLINE_SEED = headline_seed(SEEDS)  # Table 1's seed (table1.*, Figure 1)
 INSTRUCTIONS = from_section(InstructionConfig, config["instructions"])
 # Conditions whose prompts are templates (instructions beyond the class)
 TEMPLATED = [
@@ -57,6 +61,13 @@ BOTTLENECKS = {
     )
 }
 
+# Every image set a seed's CNN judges: its generated sets, the ceiling sets, the held-out reals
+JUDGED_SETS = [
+    f"{c}_{g}"
+    for c in [*CONDITIONS, *map(ceiling_condition, BOTTLENECKS)]
+    for g in GROUPS
+] + ["real_test"]
+
 
 wildcard_constraints:
     subject="|".join(map(re.escape, SUBJECTS)),
@@ -65,6 +76,7 @@ wildcard_constraints:
     group="|".join(GROUPS),
     seed=r"\d+",
     bottleneck="|".join(BOTTLENECKS),
+    set="|".join(map(re.escape, JUDGED_SETS)),
     acq=r"\d{4}-\d{2}-\d{2}_\d{2}_\d{2}_\d{2}\.0",
     image_id=r"I\d+",
 
@@ -161,23 +173,11 @@ def instruction_inputs(wildcards):
     }
 
 
-def instruction_requests(wildcards):
-    """Class -> one request per image (prompt, requested age and sex) of a templated condition,
-    drawn per replicate seed from the held-out reals; {} for fixed prompts."""
+def requests_of(wildcards):
+    """A templated condition's requests table for the seed (rule write_requests); none else."""
     if wildcards.condition not in TEMPLATED:
-        return {}
-    heldout = SCANS[SCANS.split == "test"]
-    return {
-        group: request_table(
-            CONDITIONS[wildcards.condition].prompts[group],
-            heldout,
-            group,
-            config["generate"]["n_images"],
-            INSTRUCTIONS,
-            int(wildcards.seed),
-        ).to_dict("records")
-        for group in GROUPS
-    }
+        return []
+    return f"results/requests/{wildcards.condition}/seed{wildcards.seed}.tsv"
 
 
 DEMO_BASE_PARAMS = {key: config["demo_base"][key] for key in fields_of(DemoBaseConfig)}
@@ -205,12 +205,40 @@ def per_seed(pattern, **wildcards):
 
 
 def score_tables(wildcards):
-    """The generated and ceiling sets' score tables of one replicate seed."""
+    """The seed-free score tables of one replicate seed's generated sets and of the ceiling
+    sets (the held-out reals' is rule score_real's)."""
     return expand(
         "results/evaluate/seed{seed}/scores/{condition}_{group}.tsv",
         seed=wildcards.seed,
-        condition=[*CONDITIONS, *map(ceiling_condition, BOTTLENECKS)],
+        condition=CONDITIONS,
         group=GROUPS,
+    ) + expand(
+        "results/evaluate/scores/{condition}_{group}.tsv",
+        condition=map(ceiling_condition, BOTTLENECKS),
+        group=GROUPS,
+    )
+
+
+def seed_free_scores(wildcards):
+    """The seed-free score table of the image set a CNN judges (a generated set's is its seed's)."""
+    if wildcards.set == "real_test" or is_ceiling(wildcards.set):
+        return f"results/evaluate/scores/{wildcards.set}.tsv"
+    return f"results/evaluate/seed{wildcards.seed}/scores/{wildcards.set}.tsv"
+
+
+def cnn_tables(wildcards):
+    return expand(
+        "results/evaluate/seed{seed}/cnn/{set}.tsv",
+        seed=wildcards.seed,
+        set=JUDGED_SETS,
+    )
+
+
+def cnn_features(wildcards):
+    return expand(
+        "results/evaluate/seed{seed}/cnn/{set}.npy",
+        seed=wildcards.seed,
+        set=JUDGED_SETS,
     )
 
 

@@ -64,8 +64,7 @@ rule pretrain_demo_base:
 rule train_dreambooth:
     input:
         base=base_model_input,
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(TRAIN),
+        slices=rules.write_slice_table.output[0],
     output:
         model=directory("results/models/{condition}/seed{seed}/{model}/pipeline"),
         loss="results/models/{condition}/seed{seed}/{model}/loss.tsv",

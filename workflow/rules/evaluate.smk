@@ -1,13 +1,13 @@
 # The judges, fitted on real train slices: one KDE (PCA + Gaussian KDE per class) and one CNN per
-# replicate seed. Per-image scores of every generated set, of the held-out reals through each
-# generator bottleneck (the ceiling sets) and of the held-out reals, then outliers, per-set
-# metrics and the summary across seeds. Reporting (report.smk) only formats.
+# replicate seed. Per image set (every generated set, the held-out reals through each generator
+# bottleneck (the ceiling sets), the held-out reals), once: the seed-free scores; per set and
+# seed's CNN: P(AD) and features in one pass. Then per seed: outliers, set metrics; the summary
+# across seeds. Reporting (report.smk) only formats.
 
 
 rule fit_kde:
     input:
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(TRAIN),
+        slices=rules.write_slice_table.output[0],
     output:
         model="results/evaluate/kde.joblib",
         summary="results/evaluate/kde.json",
@@ -25,8 +25,7 @@ rule fit_kde:
 
 rule train_classifier:
     input:
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(SUBJECTS),
+        slices=rules.write_slice_table.output[0],
     output:
         model="results/evaluate/seed{seed}/classifier/model.pt",
         metrics="results/evaluate/seed{seed}/classifier/metrics.json",
@@ -64,9 +63,7 @@ rule score_generated:
     input:
         images="results/generated/{condition}/seed{seed}/{group}",
         kde=rules.fit_kde.output.model,
-        classifier=rules.train_classifier.output.model,
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(TRAIN),
+        slices=rules.write_slice_table.output[0],
     output:
         # kept (not temp): a changed outlier rule then reruns without rescoring every image
         "results/evaluate/seed{seed}/scores/{condition}_{group}.tsv",
@@ -76,8 +73,6 @@ rule score_generated:
         "results/benchmarks/score_generated/seed{seed}/{condition}_{group}.tsv"
     conda:
         "../../envs/evaluate.yaml"
-    params:
-        batch_size=config["evaluate"]["cnn_batch_size"],
     script:
         "../scripts/score_images.py"
 
@@ -85,8 +80,7 @@ rule score_generated:
 rule make_ceiling_images:
     input:
         base=base_model_input,
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(TEST),
+        slices=rules.write_slice_table.output[0],
     output:
         AD=directory("results/ceiling/{bottleneck}/AD"),
         CN=directory("results/ceiling/{bottleneck}/CN"),
@@ -113,21 +107,18 @@ use rule score_generated as score_ceiling with:
     input:
         images="results/ceiling/{bottleneck}/{group}",
         kde=rules.fit_kde.output.model,
-        classifier=rules.train_classifier.output.model,
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(TRAIN),
+        slices=rules.write_slice_table.output[0],
     output:
-        "results/evaluate/seed{seed}/scores/ceiling_{bottleneck}_{group}.tsv",
+        "results/evaluate/scores/ceiling_{bottleneck}_{group}.tsv",
     log:
-        "results/logs/score_ceiling/seed{seed}/{bottleneck}_{group}.log",
+        "results/logs/score_ceiling/{bottleneck}_{group}.log",
     benchmark:
-        "results/benchmarks/score_ceiling/seed{seed}/{bottleneck}_{group}.tsv"
+        "results/benchmarks/score_ceiling/{bottleneck}_{group}.tsv"
 
 
 rule measure_real_morphometry:
     input:
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(SUBJECTS),
+        slices=rules.write_slice_table.output[0],
     output:
         "results/evaluate/morphometry_reals.tsv",
     log:
@@ -143,27 +134,48 @@ rule measure_real_morphometry:
 rule score_real:
     input:
         kde=rules.fit_kde.output.model,
-        classifier=rules.train_classifier.output.model,
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(SUBJECTS),
+        slices=rules.write_slice_table.output[0],
     output:
-        "results/evaluate/seed{seed}/scores/real_test.tsv",
+        "results/evaluate/scores/real_test.tsv",
     log:
-        "results/logs/score_real/seed{seed}.log",
+        "results/logs/score_real.log",
     benchmark:
-        "results/benchmarks/score_real/seed{seed}.tsv"
+        "results/benchmarks/score_real.tsv"
     conda:
         "../../envs/evaluate.yaml"
+    script:
+        "../scripts/score_real.py"
+
+
+rule judge_images:
+    input:
+        scores=seed_free_scores,
+        classifier=rules.train_classifier.output.model,
+    output:
+        table="results/evaluate/seed{seed}/cnn/{set}.tsv",
+        features="results/evaluate/seed{seed}/cnn/{set}.npy",
+    log:
+        "results/logs/judge_images/seed{seed}/{set}.log",
+    benchmark:
+        "results/benchmarks/judge_images/seed{seed}/{set}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    threads: config["job_threads"]
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=30,
     params:
         batch_size=config["evaluate"]["cnn_batch_size"],
     script:
-        "../scripts/score_real.py"
+        "../scripts/judge_images.py"
 
 
 rule flag_outliers:
     input:
         generated=score_tables,
         real=rules.score_real.output[0],
+        cnn=cnn_tables,
     output:
         "results/evaluate/seed{seed}/scores.tsv",
     log:
@@ -181,10 +193,11 @@ rule flag_outliers:
 rule measure_sets:
     input:
         scores=rules.flag_outliers.output[0],
+        cnn=cnn_tables,
+        features=cnn_features,
         classifier=rules.train_classifier.output.model,
         classifier_metrics=rules.train_classifier.output.metrics,
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(TRAIN),
+        slices=rules.write_slice_table.output[0],
     output:
         "results/evaluate/seed{seed}/set_metrics.tsv",
     log:
@@ -202,8 +215,7 @@ rule measure_sets:
 rule measure_kde_sensitivity:
     input:
         images=[folder for folder, _ in generated_sets()],
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(SUBJECTS),
+        slices=rules.write_slice_table.output[0],
     output:
         report(
             "results/evaluate/kde_sensitivity.csv",

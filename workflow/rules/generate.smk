@@ -1,11 +1,30 @@
 # N images per (condition, class, replicate seed) from that condition's DreamBooth model (its
 # class's model with per_class_models), one generator seed per image. One job per (condition,
-# seed): a model shared by both classes is loaded once.
+# seed): a model shared by both classes is loaded once. A templated condition's requests (age and
+# sex per image, drawn from the held-out reals) are written first, per seed.
+
+
+rule write_requests:
+    input:
+        slices=rules.write_slice_table.output[0],
+    output:
+        "results/requests/{condition}/seed{seed}.tsv",
+    log:
+        "results/logs/write_requests/{condition}/seed{seed}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        prompts=prompts_of,
+        n_images=config["generate"]["n_images"],
+        instructions=config["instructions"],
+    script:
+        "../scripts/write_requests.py"
 
 
 rule generate_images:
     input:
         unpack(models_of),
+        requests=requests_of,
     output:
         AD=directory("results/generated/{condition}/seed{seed}/AD"),
         CN=directory("results/generated/{condition}/seed{seed}/CN"),
@@ -23,6 +42,5 @@ rule generate_images:
     params:
         prompts=prompts_of,
         generate=generation_params,
-        requests=instruction_requests,
     script:
         "../scripts/generate_images.py"

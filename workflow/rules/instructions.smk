@@ -5,8 +5,7 @@
 
 rule train_attribute_judges:
     input:
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(SUBJECTS),
+        slices=rules.write_slice_table.output[0],
     output:
         model="results/evaluate/attributes/model.pt",
         metrics="results/evaluate/attributes/metrics.json",
@@ -55,8 +54,7 @@ rule summarise_instructions:
             seed=SEEDS,
             condition=TEMPLATED,
         ),
-        scans=rules.write_scans_sheet.output[0],
-        slices=slices_of(SUBJECTS),
+        slices=rules.write_slice_table.output[0],
         morphometry=rules.measure_real_morphometry.output[0],
         judges=rules.train_attribute_judges.output.model,
     output:

@@ -1,4 +1,5 @@
-# Per subject: skull strip -> rigid to MNI152 (1 mm) -> centre coronal slice 160x160 -> QC picture.
+# Per subject: skull strip -> rigid to MNI152 (1 mm) -> centre coronal slice 160x160 -> QC picture;
+# then the slice table (subject, group, split, path, age, sex) that every later rule reads.
 
 
 rule preprocess_scan:
@@ -30,3 +31,17 @@ rule preprocess_scan:
         preprocess=config["preprocess"],
     script:
         "../scripts/preprocess_scan.py"
+
+
+rule write_slice_table:
+    input:
+        scans=rules.write_scans_sheet.output[0],
+        slices=slices_of(SUBJECTS),
+    output:
+        "results/cohort/slices.tsv",
+    log:
+        "results/logs/write_slice_table.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/write_slice_table.py"

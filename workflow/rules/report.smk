@@ -56,8 +56,8 @@ rule report_tables:
 
 rule draw_figures:
     input:
-        scores=expand(rules.flag_outliers.output[0], seed=SEEDS[0]),
-        set_metrics=expand(rules.measure_sets.output[0], seed=SEEDS[0]),
+        scores=expand(rules.flag_outliers.output[0], seed=HEADLINE_SEED),
+        set_metrics=expand(rules.measure_sets.output[0], seed=HEADLINE_SEED),
         summary=rules.summarise_replicates.output.summary,
         by_seed=rules.summarise_replicates.output.by_seed,
     output:

@@ -1,14 +1,15 @@
 import _brainmr_path  # noqa: F401
 
+from brainmr.conditions import conditions_from
 from brainmr.logs import log_to
 from brainmr.report import make_figures
 
 log_to(snakemake.log[0])
 make_figures(
-    scores=snakemake.input.scores[0],
+    scores=snakemake.input.scores[0],  # the headline seed's (the rule's one input)
     set_metrics=snakemake.input.set_metrics[0],
     summary=snakemake.input.summary,
-    conditions=snakemake.params.conditions,
+    conditions=conditions_from(snakemake.params.conditions),
     run_label=snakemake.params.run_label,
     synthetic=snakemake.params.synthetic,
     out_figure1=snakemake.output.figure1,

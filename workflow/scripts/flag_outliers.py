@@ -7,6 +7,7 @@ log_to(snakemake.log[0])
 flag_outlier_files(
     generated=snakemake.input.generated,
     real=snakemake.input.real,
+    cnn=snakemake.input.cnn,
     out_tsv=snakemake.output[0],
     mad_k=snakemake.params.mad_k,
 )

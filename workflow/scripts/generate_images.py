@@ -1,9 +1,8 @@
 import _brainmr_path  # noqa: F401
 
-import pandas as pd
-
 from brainmr.diffusion.config import GenerateConfig
 from brainmr.diffusion.generate import generate_image_sets
+from brainmr.instructions import read_requests
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
@@ -15,5 +14,5 @@ generate_image_sets(
     out_dirs={group: snakemake.output[group] for group in groups},
     cfgs={group: GenerateConfig(**snakemake.params.generate[group]) for group in groups},
     threads=snakemake.threads,
-    requests={g: pd.DataFrame(rows) for g, rows in snakemake.params.requests.items()},
+    requests=read_requests(snakemake.input.requests) if snakemake.input.get("requests") else {},
 )

@@ -1,16 +1,14 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.cohort import slice_table
+from brainmr.cohort import read_slices
 from brainmr.diffusion.bottleneck import write_ceiling_sets
 from brainmr.evaluate.ceiling import ceiling_condition
-from brainmr.io import read_tsv
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
-slices = slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices)
 write_ceiling_sets(
     base_model=snakemake.params.base_model,
-    test=slices[slices.split == "test"],
+    test=read_slices(snakemake.input.slices, "test"),
     resolution=snakemake.params.resolution,
     condition=ceiling_condition(snakemake.wildcards.bottleneck),
     out_dirs={"AD": snakemake.output.AD, "CN": snakemake.output.CN},

@@ -1,5 +1,6 @@
 import _brainmr_path  # noqa: F401
 
+from brainmr.conditions import conditions_from
 from brainmr.logs import log_to
 from brainmr.report.instructions import write_instructions_files
 
@@ -8,7 +9,7 @@ write_instructions_files(
     table=snakemake.input.table,
     images=snakemake.input.images,
     reals=snakemake.input.reals,
-    conditions=snakemake.params.conditions,
+    conditions=conditions_from(snakemake.params.conditions),
     seeds=snakemake.params.seeds,
     run_label=snakemake.params.run_label,
     synthetic=snakemake.params.synthetic,

@@ -1,18 +1,15 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.cohort import slice_table
+from brainmr.cohort import read_slices
 from brainmr.evaluate.outliers import REAL_CONDITION
 from brainmr.evaluate.scoring import score_images
-from brainmr.io import read_tsv
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
-slices = slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices)
+slices = read_slices(snakemake.input.slices)
 score_images(  # the held-out real slices, scored as the generated sets are
     images=slices[slices.split == "test"].assign(condition=REAL_CONDITION),
     kde_model=snakemake.input.kde,
-    classifier=snakemake.input.classifier,
     train=slices[slices.split == "train"],
     out_tsv=snakemake.output[0],
-    batch_size=snakemake.params.batch_size,
 )

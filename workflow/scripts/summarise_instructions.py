@@ -1,14 +1,13 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.cohort import slice_table
+from brainmr.cohort import read_slices
 from brainmr.evaluate.instructed import summarise_instructions
-from brainmr.io import read_tsv
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
 summarise_instructions(
     images=snakemake.input.images,
-    slices=slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices),
+    slices=read_slices(snakemake.input.slices),
     morphometry=snakemake.input.morphometry,
     judges=snakemake.input.judges,
     n_bootstrap=snakemake.params.n_bootstrap,

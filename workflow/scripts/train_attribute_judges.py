@@ -1,14 +1,13 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.cohort import slice_table
+from brainmr.cohort import read_slices
 from brainmr.evaluate.attributes import train_attribute_judges
 from brainmr.evaluate.config import ClassifierConfig
-from brainmr.io import read_tsv
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
 train_attribute_judges(
-    scans=slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices),
+    scans=read_slices(snakemake.input.slices),
     out_model=snakemake.output.model,
     out_metrics=snakemake.output.metrics,
     cfg=ClassifierConfig(**snakemake.params.classifier),

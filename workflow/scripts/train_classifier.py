@@ -1,15 +1,14 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.cohort import slice_table
+from brainmr.cohort import read_slices
 from brainmr.evaluate.classifier import train_classifier
 from brainmr.evaluate.config import ClassifierConfig
-from brainmr.io import read_tsv
 from brainmr.logs import log_to
 from brainmr.report.classifier import classifier_figures
 
 log_to(snakemake.log[0])
 held_out = train_classifier(
-    scans=slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices),
+    scans=read_slices(snakemake.input.slices),
     out_model=snakemake.output.model,
     out_metrics=snakemake.output.metrics,
     out_predictions=snakemake.output.predictions,

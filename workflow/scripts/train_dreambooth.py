@@ -1,15 +1,14 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.cohort import instance_set, slice_table
+from brainmr.cohort import instance_set, read_slices
 from brainmr.config import from_section
 from brainmr.diffusion.config import DreamBoothConfig, DreamBoothRunConfig, GenerateConfig
 from brainmr.diffusion.dreambooth import train_dreambooth
 from brainmr.instructions import InstructionConfig
-from brainmr.io import read_tsv
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])
-slices = slice_table(read_tsv(snakemake.input.scans), snakemake.input.slices)
+slices = read_slices(snakemake.input.slices)
 # template prompts are written per slice from its subject's age and sex
 params = snakemake.params.instructions
 instructions = InstructionConfig(**params) if params else None

@@ -7,7 +7,7 @@ from pathlib import Path
 from brainmr.cohort.config import CohortConfig, DemoConfig
 from brainmr.cohort.demo import plan_demo_collection, plan_demo_scans
 from brainmr.cohort.loni import CohortError, ingest_adni, write_collection_csv
-from brainmr.cohort.sets import instance_set, slice_table
+from brainmr.cohort.sets import instance_set, read_slices, slice_table, write_slice_table
 from brainmr.io import write_tsv
 
 __all__ = [
@@ -18,10 +18,12 @@ __all__ = [
     "instance_set",
     "plan_demo_collection",
     "plan_demo_scans",
+    "read_slices",
     "scans_for_config",
     "slice_table",
     "write_demo_collection",
     "write_scans_sheet",
+    "write_slice_table",
 ]
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from brainmr.cohort.config import CohortConfig
+from brainmr.splits import stratified_subjects
 
 log = logging.getLogger(__name__)
 
@@ -178,16 +179,10 @@ def locate_images(scans: pd.DataFrame, download_dir: str | Path) -> pd.DataFrame
 
 
 def assign_split(scans: pd.DataFrame, test_fraction: float, seed: int) -> pd.DataFrame:
-    """Seeded subject-level train/test split, stratified by group (one row per subject here)."""
-    rng = np.random.default_rng(seed)
-    split = pd.Series("train", index=scans.index)
-    for _, rows in scans.groupby("group", sort=True):
-        subjects = np.array(sorted(rows.subject.unique()))
-        rng.shuffle(subjects)
-        n_test = int(round(test_fraction * len(subjects)))
-        n_test = min(max(n_test, 1), len(subjects) - 1) if len(subjects) > 1 else 0
-        split[rows.index[rows.subject.isin(subjects[:n_test])]] = "test"
-    return scans.assign(split=split)
+    """Seeded subject-level train/test split, stratified by group (one row per subject here;
+    brainmr.splits draws the test subjects)."""
+    test = stratified_subjects(scans, test_fraction, seed)
+    return scans.assign(split=np.where(scans["subject"].astype(str).isin(test), "test", "train"))
 
 
 def scans_table(selected: pd.DataFrame, cfg: CohortConfig) -> pd.DataFrame:

@@ -8,6 +8,11 @@ import pandas as pd
 
 from brainmr import GROUPS
 from brainmr.instructions import InstructionConfig, render
+from brainmr.io import require_columns, write_tsv
+
+# The slice table (results/cohort/slices.tsv): one row per preprocessed subject, every rule that
+# needs slices reads it (read_slices) instead of rebuilding it from the scans sheet.
+SLICE_TYPES = {"subject": str, "group": str, "split": str, "path": str, "age": float, "sex": str}
 
 
 def slice_table(scans: pd.DataFrame, slice_paths: list[str]) -> pd.DataFrame:
@@ -57,3 +62,21 @@ def generated_sets(images_dirs: list[str | Path], seeds: list[int]) -> pd.DataFr
     if not frames:
         raise ValueError("no generated image folders given")
     return pd.concat(frames, ignore_index=True)
+
+
+def write_slice_table(out_tsv: str | Path, *, scans: pd.DataFrame, slice_paths: list[str]) -> None:
+    """The slice table of every subject of the scans sheet (each must have its slice)."""
+    table = slice_table(scans, slice_paths)
+    missing = sorted(set(scans.subject) - set(table.subject))
+    if missing:
+        raise ValueError(f"scans sheet subject(s) without a slice: {missing}")
+    write_tsv(out_tsv, table[list(SLICE_TYPES)])
+
+
+def read_slices(path: str | Path, split: str | None = None) -> pd.DataFrame:
+    """The slice table with its column types, optionally one split's rows ("train", "test")."""
+    table = pd.read_csv(path, sep="\t", dtype=SLICE_TYPES)
+    require_columns(table, list(SLICE_TYPES), f"slice table {path}")
+    if split is not None:
+        table = table[table["split"] == split].reset_index(drop=True)
+    return table

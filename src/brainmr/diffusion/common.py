@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from brainmr.device import best_device
+
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -42,8 +44,9 @@ def device_and_dtype(mixed_precision: str) -> tuple[torch.device, torch.dtype]:
     """The device to run on and the dtype of frozen weights. On CUDA: fp16 or bf16 as asked. On a
     CPU bf16 runs too (Accelerate's CPU autocast; frozen weights in bf16), which is how the tests
     exercise the half-precision branches; fp16 on a CPU falls back to float32."""
-    if torch.cuda.is_available():
-        return torch.device("cuda"), PRECISIONS[mixed_precision]
+    device = best_device()
+    if device.type == "cuda":
+        return device, PRECISIONS[mixed_precision]
     if mixed_precision == "fp16":
         log.warning("mixed_precision=fp16 needs CUDA; running in float32 on CPU")
         return torch.device("cpu"), torch.float32

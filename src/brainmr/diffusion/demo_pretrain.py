@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from brainmr import io
+from brainmr.device import best_device
 from brainmr.diffusion.common import slices_to_pixels, tokenize
 from brainmr.diffusion.config import DemoBaseConfig
 from brainmr.diffusion.demo_corpus import load_pretrain_corpus
@@ -149,7 +150,7 @@ def pretrain_demo_base(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     pipe = StableDiffusionPipeline.from_pretrained(str(base_dir), safety_checker=None)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = best_device()
     pipe.to(device)
     log.info("pretraining the demo base on %s", device)
     images, captions = load_pretrain_corpus(corpus_npz)

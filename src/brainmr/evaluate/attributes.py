@@ -11,9 +11,7 @@ how far a judge can be trusted before it judges anything generated.
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,29 +22,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brainmr import SLICE_SIZE, io
-from brainmr.evaluate.classifier import (
-    DEFAULT_ARCH,
-    SliceCNN,
-    _nan_to_none,
-    augment,
-    pick_device,
-    recalibrate_batchnorm,
-    split_subjects,
-    to_tensor,
-)
+from brainmr import SEXES, SLICE_SIZE, io
+from brainmr.device import best_device
+from brainmr.evaluate.classifier import split_subjects
+from brainmr.evaluate.cnn import DEFAULT_ARCH, SliceCNN, fit_network, nan_to_none, to_tensor
 from brainmr.evaluate.config import ClassifierConfig
 from brainmr.evaluate.following import follow_figures
 from brainmr.evaluate.images import load_normalised
 from brainmr.evaluate.stats import bootstrap_binary_metrics
 from brainmr.io import require_columns, require_groups
-from brainmr.logs import progress
 from brainmr.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
 KIND = "brainmr attribute judges"
-SEXES = ("F", "M")  # judge output: P(M)
 PREDICTION_COLUMNS = ["predicted_age", "prob_M"]
 
 
@@ -67,16 +56,6 @@ def judge_net(arch: dict) -> SliceCNN:
     return model
 
 
-@torch.no_grad()
-def _mean_loss(model, x, y, loss_fn, batch_size, device) -> float:
-    model.eval()
-    total = 0.0
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
-        total += loss_fn(model(xb).squeeze(1), yb, reduction="sum").item()
-    return total / max(len(x), 1)
-
-
 def fit_judge(
     images: np.ndarray,
     targets: np.ndarray,
@@ -87,47 +66,25 @@ def fit_judge(
     device: torch.device,
     what: str,
 ) -> tuple[SliceCNN, dict]:
-    """Fit a one-output SliceCNN on the rows not in ``is_val`` with ``loss_fn`` (an F.* loss
-    taking ``reduction``), early stopping on the validation rows' loss as fit_cnn does (the
-    training loss when there are none). Returns the best model and a short history."""
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    model = judge_net(arch).to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.cnn_learning_rate, weight_decay=1e-4)
+    """Fit a one-output SliceCNN (brainmr.evaluate.cnn.fit_network) on the rows not in
+    ``is_val`` with ``loss_fn`` (an F.* loss taking ``reduction``) on its single output, early
+    stopping on the validation rows' mean loss."""
     targets, is_val = np.asarray(targets, dtype=np.float32), np.asarray(is_val, dtype=bool)
-    x, y = to_tensor(images[~is_val]), torch.from_numpy(targets[~is_val])
-    xv, yv = to_tensor(images[is_val]), torch.from_numpy(targets[is_val])
-    best = {"loss": math.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
-    history = []
-    for epoch in progress(range(1, cfg.cnn_epochs + 1), desc=f"{what} epochs", unit="epoch"):
-        model.train()
-        order = torch.randperm(len(x), generator=generator)
-        train_loss = 0.0
-        for start in range(0, len(x), cfg.cnn_batch_size):
-            idx = order[start : start + cfg.cnn_batch_size]
-            xb = augment(x[idx], generator).to(device)
-            loss = loss_fn(model(xb).squeeze(1), y[idx].to(device))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            train_loss += loss.item() * len(idx)
-        train_loss /= len(x)
-        recalibrate_batchnorm(model, x, cfg.cnn_batch_size, device)
-        monitor = (
-            _mean_loss(model, xv, yv, loss_fn, cfg.cnn_batch_size, device)
-            if len(xv)
-            else train_loss
-        )
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": monitor})
-        if monitor < best["loss"] - 1e-4:
-            best = {"loss": monitor, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-        elif epoch - best["epoch"] >= cfg.cnn_patience:
-            log.info("%s: early stop at epoch %d (best %d)", what, epoch, best["epoch"])
-            break
-    model.load_state_dict(best["state"])
-    model.eval()
-    info = {"best_epoch": best["epoch"], "best_monitor_loss": best["loss"]}
-    return model, info | {"epochs_run": len(history), "history": history}
+
+    def loss(outputs, y, reduction="mean"):
+        return loss_fn(outputs.squeeze(1), y, reduction=reduction)
+
+    model, info = fit_network(
+        lambda: judge_net(arch),
+        (images[~is_val], targets[~is_val]),
+        (images[is_val], targets[is_val]),
+        loss,
+        lambda y: max(len(y), 1),
+        cfg,
+        device,
+        what,
+    )
+    return model, {k: info[k] for k in ("best_epoch", "best_monitor_loss", "epochs_run", "history")}
 
 
 def check_attributes(scans: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -190,7 +147,7 @@ def train_attribute_judges(
     if not age_sd > 0:
         raise ValueError(f"{what}: every fitting slice has age {age_mean:g}; nothing to learn")
     arch = dict(arch or DEFAULT_ARCH) | {"input_size": cfg.cnn_input_size or SLICE_SIZE}
-    device = pick_device()
+    device = best_device()
     images = load_normalised(train["path"])
     age_target = (train["age"].to_numpy(float) - age_mean) / age_sd
     sex_target = (train["sex"] == "M").to_numpy(float)
@@ -244,7 +201,7 @@ def train_attribute_judges(
         pooled["sex_accuracy"],
     )
     save_attribute_judges(out_model, judges, arch)
-    io.write_json(out_metrics, _nan_to_none(metrics))
+    io.write_json(out_metrics, nan_to_none(metrics))
 
 
 def save_attribute_judges(path: Path, judges: AttributeJudges, arch: dict) -> None:
@@ -267,7 +224,7 @@ def load_attribute_judges(path: Path, device: torch.device | None = None) -> Att
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("kind") != KIND:
         raise ValueError(f"{path}: not a file of brainmr attribute judges")
-    device = device or pick_device()
+    device = device or best_device()
     models = []
     for name in ("age", "sex"):
         model = judge_net(payload["arch"])

@@ -19,7 +19,7 @@ from brainmr.conditions import REAL_CONDITION
 from brainmr.evaluate.ceiling import is_ceiling
 from brainmr.evaluate.morphometry import HELD_OUT, MEASURES, REAL_SPLITS, TRAIN
 from brainmr.evaluate.stats import fieller_ratio, mean_interval
-from brainmr.io import require_columns, require_groups
+from brainmr.io import as_bool, require_columns, require_groups
 
 NAN = math.nan
 # What each interval of the differences table is (the report prints it beside the figures).
@@ -270,7 +270,7 @@ def per_image_measures(scores: list[pd.DataFrame]) -> pd.DataFrame:
     appearance."""
     frames = []
     for i, table in enumerate(scores):
-        table = table[~table["outlier"].astype(bool)]
+        table = table[~as_bool(table["outlier"], "outlier")]
         once = (table["condition"] == REAL_CONDITION) | table["condition"].map(is_ceiling)
         frames.append(table if i == 0 else table[~once])
     per_image = pd.concat(frames, ignore_index=True)

@@ -17,6 +17,7 @@ from brainmr.evaluate.ceiling import is_ceiling
 from brainmr.evaluate.kde import likelihood_verdict
 from brainmr.evaluate.outliers import REAL_CONDITION
 from brainmr.evaluate.stats import NO_SPREAD, mean_interval, paired_seed_test
+from brainmr.io import as_bool
 
 ANATOMY = "ventricle_area_mm2"  # the measure the sentences quote (the others are in the table)
 JUDGES = ("cnn", "likelihood", "morphometry")
@@ -31,7 +32,7 @@ def _per_subject(scores: list[pd.DataFrame], condition: str, group: str) -> pd.D
     that call it AD, whether the likelihood verdict does (1/0), and the anatomy measure."""
     first = scores[0]
     part = first[(first["condition"] == condition) & (first["group"] == group)]
-    part = part[~part["outlier"].astype(bool)]
+    part = part[~as_bool(part["outlier"], "outlier")]
     verdict = likelihood_verdict(
         part["loglik_AD"].to_numpy(float), part["loglik_CN"].to_numpy(float)
     )
@@ -128,7 +129,7 @@ def judge_separation(by_seed: pd.DataFrame, morphometry: pd.DataFrame, condition
     }
     for judge, (ad_share, cn_share) in shares.items():
         test = paired_seed_test(cn_share.to_numpy(float), ad_share.to_numpy(float))
-        ok = judge != "cnn" or bool(sets["cnn_interpretable"].astype(bool).all())
+        ok = judge != "cnn" or bool(as_bool(sets["cnn_interpretable"], "cnn_interpretable").all())
         out[judge] = _separation(test, ok)
     rows = morphometry[(morphometry["measure"] == ANATOMY) & (morphometry["source"] == condition)]
     per_seed = rows[rows["seed"].astype(str) != "all"]["difference"].to_numpy(float)

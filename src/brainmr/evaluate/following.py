@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from brainmr import GROUPS
+from brainmr import GROUPS, SEXES
 from brainmr.evaluate.differences import class_difference
 from brainmr.evaluate.morphometry import HELD_OUT
 from brainmr.evaluate.stats import (
@@ -30,10 +30,9 @@ from brainmr.evaluate.stats import (
     correlation_interval,
     mean_interval,
 )
-from brainmr.io import require_columns, require_groups
+from brainmr.io import as_bool, require_columns, require_groups
 
 NAN = math.nan
-SEXES = ("F", "M")
 INSTRUCTED, SHUFFLED = "instructed", "shuffled baseline"
 ROLES = (INSTRUCTED, SHUFFLED)
 TRUE_ROLE = "true age and sex"  # the role of the calibration rows on held-out reals
@@ -218,19 +217,6 @@ def shuffled_requests(
     for column in columns:
         out[column] = requests[column].to_numpy()[order]
     return out
-
-
-def as_bool(values: pd.Series, what: str) -> pd.Series:
-    """A True/False column, also when read back from text (where astype(bool) of "False" is
-    True)."""
-    if values.dtype == bool:
-        return values
-    mapping = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
-    text = values.astype(str).str.strip().str.lower()
-    bad = sorted(set(text) - set(mapping))
-    if bad:
-        raise ValueError(f"{what}: expected True/False, got {bad}")
-    return text.map(mapping).astype(bool)
 
 
 def instructed_images(images: pd.DataFrame, seed) -> pd.DataFrame:

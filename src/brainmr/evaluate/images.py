@@ -26,7 +26,7 @@ NORMALISE_PERCENTILE = 99.5
 MIN_FOREGROUND_FRACTION = 0.01
 
 
-def normalise_intensity(image: np.ndarray) -> np.ndarray:
+def rescale_foreground(image: np.ndarray) -> np.ndarray:
     """Scale an image so its foreground's 99.5th percentile maps to 1, then clip to [0, 1]."""
     foreground = image[image > FOREGROUND_LEVEL]
     if foreground.size < MIN_FOREGROUND_FRACTION * image.size:
@@ -37,7 +37,7 @@ def normalise_intensity(image: np.ndarray) -> np.ndarray:
 
 def load_normalised(paths: Iterable[str | Path]) -> np.ndarray:
     """Load and normalise images into an (n, 160, 160) float32 stack."""
-    images = [normalise_intensity(load_image(p)) for p in paths]
+    images = [rescale_foreground(load_image(p)) for p in paths]
     if not images:
         return np.zeros((0, SLICE_SIZE, SLICE_SIZE), dtype=np.float32)
     return np.stack(images)

@@ -104,8 +104,8 @@ def instruction_images_file(
         seed=seed,
         instructed_dirs=instructed_dirs,
         baseline_dirs=baseline_dirs,
-        scores=io.read_tsv(scores).astype({"condition": str, "group": str, "path": str}),
-        metrics=io.read_tsv(set_metrics).astype({"condition": str, "group": str}),
+        scores=io.read_tsv(scores),
+        metrics=io.read_tsv(set_metrics),
         judges=load_attribute_judges(Path(judges)),
         batch_size=batch_size,
     )
@@ -121,8 +121,9 @@ def heldout_reals(
     require_columns(slices, ["subject", "group", "split", "path", "age", "sex"], "slices table")
     test = slices[slices["split"] == "test"].reset_index(drop=True)
     judged = pd.concat([test, _judged(test["path"].tolist(), judges, batch_size)], axis=1)
-    measures = morphometry[["subject", *MEASURES]].astype({"subject": str})
-    out = judged.astype({"subject": str}).merge(measures, on="subject", validate="one_to_one")
+    # both from tables read with brainmr.io.read_tsv: subject is text in each
+    measures = morphometry[["subject", *MEASURES]]
+    out = judged.merge(measures, on="subject", validate="one_to_one")
     return out[["subject", *REAL_COLUMNS]]
 
 

@@ -96,7 +96,12 @@ def fit_pca(pixels: np.ndarray, n_components: int, seed: int) -> PCA:
 
 def capped_components(requested: int, pixels: np.ndarray) -> int:
     """PCA components actually fitted: at most n_samples - 1 and n_features."""
-    return max(1, min(requested, len(pixels) - 1, pixels.shape[1]))
+    return component_cap(requested, len(pixels), pixels.shape[1])
+
+
+def component_cap(requested: int, n_samples: int, n_features: int) -> int:
+    """The one cap on PCA components: at least 1, at most n_samples - 1 and n_features."""
+    return max(1, min(int(requested), n_samples - 1, n_features))
 
 
 def kde_coordinates(pca: PCA, pixels: np.ndarray) -> np.ndarray:

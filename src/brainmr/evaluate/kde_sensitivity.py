@@ -19,6 +19,7 @@ from brainmr.evaluate.config import BALANCES, BANDWIDTH_RULES, KdeConfig, check_
 from brainmr.evaluate.images import flatten, load_normalised
 from brainmr.evaluate.kde import (
     capped_components,
+    component_cap,
     fit_densities,
     fit_pca,
     kde_coordinates,
@@ -27,7 +28,7 @@ from brainmr.evaluate.kde import (
     score_coordinates,
     verdict_metrics,
 )
-from brainmr.evaluate.stats import robust_low_threshold
+from brainmr.evaluate.outliers import outlier_threshold
 from brainmr.io import require_columns, require_groups
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def sensitivity_components(cfg: KdeConfig, n_train: int, n_features: int) -> lis
         cfg.pca_components,
         2 * cfg.pca_components,
     ]
-    return sorted({max(1, min(int(k), n_train - 1, n_features)) for k in requested})
+    return sorted({component_cap(k, n_train, n_features) for k in requested})
 
 
 def kde_sensitivity(
@@ -136,7 +137,7 @@ def kde_sensitivity(
                 held = verdict_metrics(test_groups, held_loglik["AD"], held_loglik["CN"])
                 gen_loglik = score_coordinates(densities, z_gen)
                 wrong = misclassified_mask(gen_groups, gen_loglik)
-                cut = robust_low_threshold(np.maximum(*held_loglik.values()), mad_k)
+                cut = outlier_threshold(np.maximum(*held_loglik.values()), mad_k)
                 kept = np.maximum(gen_loglik["AD"], gen_loglik["CN"]) >= cut
                 variant = {
                     "pca_components": k,

@@ -1,7 +1,7 @@
 """A morphometric judge: anatomy read directly from a coronal slice, with no model in between.
 
 AD shows in the centre coronal slice (MNI y = -18 mm) as enlarged lateral ventricles, wider sulci
-and a smaller brain. Per normalised slice (brainmr.evaluate.images.normalise_intensity):
+and a smaller brain. Per normalised slice (brainmr.evaluate.images.rescale_foreground):
 
 - brain: foreground (> FOREGROUND_LEVEL) with its holes filled (the dark ventricles belong to the
   brain), largest connected component;

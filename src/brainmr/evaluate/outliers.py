@@ -22,7 +22,7 @@ import pandas as pd
 from brainmr import io
 from brainmr.conditions import REAL_CONDITION
 from brainmr.evaluate.ceiling import is_ceiling
-from brainmr.evaluate.scoring import SCORE_COLUMNS
+from brainmr.evaluate.scoring import CNN_COLUMNS, SCORE_COLUMNS, SEED_FREE_COLUMNS
 from brainmr.evaluate.stats import robust_low_threshold
 from brainmr.io import require_columns
 
@@ -66,16 +66,26 @@ def flagged_sets(scores: pd.DataFrame) -> FlaggedSets:
     return FlaggedSets(generated, real, float(scores["threshold"].iloc[0]), outlier_files)
 
 
-def read_scores(paths: list[Path], what: str) -> pd.DataFrame:
+def read_scores(paths: list[Path], what: str, columns=SEED_FREE_COLUMNS) -> pd.DataFrame:
     """Concatenate per-image score tables, checking their columns."""
     frames = []
     for path in paths:
         table = io.read_tsv(path)
-        require_columns(table, SCORE_COLUMNS, f"score table {path}")
-        frames.append(table.astype({"condition": str, "group": str, "path": str}))
+        require_columns(table, columns, f"score table {path}")
+        frames.append(table)
     if not frames:
         raise ValueError(f"no {what} score tables given")
     return pd.concat(frames, ignore_index=True)
+
+
+def with_cnn(scores: pd.DataFrame, cnn: pd.DataFrame) -> pd.DataFrame:
+    """Seed-free scores joined with one seed's CNN outputs (CNN_COLUMNS) image by image, in the
+    score table's columns and row order."""
+    joined = scores.merge(cnn, on="path", how="left", validate="one_to_one")
+    missing = joined.loc[joined["prob_AD"].isna(), "path"]
+    if len(missing):
+        raise ValueError(f"no CNN output for {len(missing)} image(s), e.g. {missing.iloc[0]}")
+    return joined[SCORE_COLUMNS]
 
 
 def flag_outliers(generated: pd.DataFrame, real: pd.DataFrame, mad_k: float) -> pd.DataFrame:
@@ -93,12 +103,14 @@ def flag_outliers(generated: pd.DataFrame, real: pd.DataFrame, mad_k: float) -> 
 
 
 def flag_outlier_files(
-    *, generated: list[Path], real: Path, out_tsv: Path, mad_k: float
+    *, generated: list[Path], real: Path, cnn: list[Path], out_tsv: Path, mad_k: float
 ) -> pd.DataFrame:
-    """Read one seed's score tables, flag outliers, write them all to ``out_tsv``."""
+    """Read one seed's seed-free score tables (its generated sets, the ceiling sets and the
+    held-out reals) and that seed's CNN outputs on them, flag outliers, write them all."""
+    judged = read_scores([Path(p) for p in cnn], "CNN", CNN_COLUMNS)
     scores = flag_outliers(
-        read_scores([Path(p) for p in generated], "generated"),
-        read_scores([Path(real)], "held-out real"),
+        with_cnn(read_scores([Path(p) for p in generated], "generated"), judged),
+        with_cnn(read_scores([Path(real)], "held-out real"), judged),
         mad_k,
     )
     is_real = scores["condition"] == REAL_CONDITION

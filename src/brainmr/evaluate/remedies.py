@@ -30,6 +30,7 @@ from brainmr.evaluate.stats import (
     seed_fraction_summary,
     sign_agreement,
 )
+from brainmr.io import as_bool
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def compare_remedies(by_seed: pd.DataFrame, baseline: str, remedies: list[str]) 
                 row |= {"images": group, "measure": measure, "seeds": len(part)}
                 row |= _fraction_row(part, measure)
                 if measure == "cnn_AD":
-                    flags = part["cnn_interpretable"].astype(bool)
+                    flags = as_bool(part["cnn_interpretable"], "cnn_interpretable")
                     row["interpretable"] = bool(flags.all())
                 else:
                     row["interpretable"] = True  # the KDE verdict is checked on held-out reals

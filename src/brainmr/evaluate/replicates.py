@@ -30,7 +30,7 @@ from brainmr.conditions import OUTLIER_SET, REAL_CONDITION
 from brainmr.evaluate.ceiling import is_ceiling
 from brainmr.evaluate.differences import morphometry_differences
 from brainmr.evaluate.findings import findings
-from brainmr.evaluate.kde import likelihood_verdict
+from brainmr.evaluate.kde import misclassified_mask
 from brainmr.evaluate.morphometry import MEASURES
 from brainmr.evaluate.outliers import is_generated
 from brainmr.evaluate.stats import (
@@ -44,6 +44,7 @@ from brainmr.evaluate.stats import (
     sign_agreement,
     wilson_interval,
 )
+from brainmr.io import as_bool
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,9 @@ def kind_of(condition: str) -> str:
 
 
 def misclassified(part: pd.DataFrame, group: str) -> np.ndarray:
-    """Images whose likelihood verdict (one tie rule: kde.likelihood_verdict) is the other class."""
-    verdict = likelihood_verdict(
-        part["loglik_AD"].to_numpy(float), part["loglik_CN"].to_numpy(float)
-    )
-    return verdict != group
+    """Images whose likelihood verdict is the other class (kde.misclassified_mask: the one rule)."""
+    loglik = {g: part[f"loglik_{g}"].to_numpy(float) for g in GROUPS}
+    return misclassified_mask(np.broadcast_to(np.asarray(group, dtype=object), len(part)), loglik)
 
 
 def set_row(part: pd.DataFrame, group: str | None) -> dict:
@@ -226,7 +225,7 @@ def summarise(by_seed: pd.DataFrame, first_scores: pd.DataFrame) -> pd.DataFrame
             row = _across_seeds(part, row, MEANS, COUNTS if kind == "generated" else ())
             row = _pooled(part, row, COUNTS if kind == "generated" else ())
         if "cnn_interpretable" in part and part["cnn_interpretable"].notna().any():
-            flags = part["cnn_interpretable"].astype(bool)
+            flags = as_bool(part["cnn_interpretable"], "cnn_interpretable")
             row["cnn_interpretable_seeds"] = int(flags.sum())
             row["cnn_interpretable"] = bool(flags.all())
             row["ood_reason"] = "; ".join(
@@ -327,7 +326,7 @@ def cnn_summary(cnn_metrics: list[dict], seeds: list[int]) -> dict:
 
 
 def read_scores(path: Path) -> pd.DataFrame:
-    return io.read_tsv(path).astype({"condition": str, "group": str, "subject": str})
+    return io.read_tsv(path)
 
 
 def summarise_replicates(
@@ -354,7 +353,7 @@ def summarise_replicates(
     tables = []
     for seed, score_path, metrics_path in zip(seeds, scores, set_metrics, strict=True):
         table = read_scores(score_path)
-        metrics = io.read_tsv(metrics_path).astype({"condition": str, "group": str})
+        metrics = io.read_tsv(metrics_path)
         tables.append(seed_rows(table, metrics, seed, conditions))
     by_seed = pd.concat(tables, ignore_index=True)
     first = read_scores(scores[0])
@@ -369,10 +368,10 @@ def summarise_replicates(
     held = first[first["condition"] == REAL_CONDITION]
     morphometry = morphometry_differences(
         by_seed,
-        io.read_tsv(reals).astype({"group": str, "subject": str}),
+        io.read_tsv(reals),
         conditions,
-        ceilings=first[first["condition"].map(is_ceiling) & ~first["outlier"].astype(bool)],
-        held_out_outliers=held.loc[held["outlier"].astype(bool), "subject"].astype(str),
+        ceilings=first[first["condition"].map(is_ceiling) & ~as_bool(first["outlier"], "outlier")],
+        held_out_outliers=held.loc[as_bool(held["outlier"], "outlier"), "subject"].astype(str),
         seed=seeds[0],
     )
     io.write_tsv(out_by_seed, by_seed)

@@ -1,6 +1,8 @@
-"""Per-image scores: KDE log-likelihoods, CNN P(AD), nearest training slice (correlation inside
-the brain mask), and the morphometric judge's measures (brain area, CSF fraction, ventricles).
-Every number in Table 1 and metrics.csv is computed from the TSVs written here."""
+"""Per-image scores, computed once per image set: KDE log-likelihoods, nearest training slice
+(correlation inside the brain mask) and the morphometric judge's measures (``score_images``: they
+do not depend on the replicate seed), and, per replicate seed's CNN, P(AD) with the CNN features
+of the guard and the fidelity metrics in one pass (``judge_images``). ``flag_outliers`` joins the
+two per seed into the table every Table 1 number is computed from (SCORE_COLUMNS)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from brainmr import io
-from brainmr.evaluate.classifier import load_classifier, predict_proba
+from brainmr.evaluate.classifier import judge_stack, load_classifier
 from brainmr.evaluate.images import flatten, load_normalised
 from brainmr.evaluate.kde import load_kde
 from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours
@@ -22,7 +24,8 @@ from brainmr.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS = [
+# What does not depend on the seed, and what a seed's CNN adds; together a seed's score table.
+SEED_FREE_COLUMNS = [
     "path",
     "file",
     "condition",
@@ -30,36 +33,33 @@ SCORE_COLUMNS = [
     "subject",
     "loglik_AD",
     "loglik_CN",
-    "prob_AD",
-    "predicted",
     "nn_corr",
     "nn_path",
     *MEASURES,
 ]
+CNN_COLUMNS = ["path", "prob_AD", "predicted"]
+SCORE_COLUMNS = [*SEED_FREE_COLUMNS[:7], *CNN_COLUMNS[1:], *SEED_FREE_COLUMNS[7:]]
 
 
 def score_images(
     *,
     images: pd.DataFrame,
     kde_model: Path,
-    classifier: Path,
     train: pd.DataFrame,
     out_tsv: Path,
-    batch_size: int = 64,
     threads: int = 1,
 ) -> None:
-    """Score each image (columns path, condition, group; .png or .npy) against the KDEs, the CNN
-    and the training slices (columns path, group); one output row per image."""
+    """The seed-free scores of each image (columns path, condition, group, optionally subject;
+    .png or .npy) against the KDEs and the training slices (columns path, group)."""
     require_columns(images, ["path", "condition", "group"], "images table")
     require_columns(train, ["path", "group"], "training table")
     require_groups(images["group"], "images table")
     if images.empty:
         raise ValueError("images table is empty: nothing to score")
-    limit_threads(threads, torch=True)
+    limit_threads(threads)
     stack = load_normalised(images["path"])
     pixels = flatten(stack)
     loglik = load_kde(Path(kde_model)).score(pixels)
-    prob = predict_proba(load_classifier(Path(classifier)), stack, batch_size)
     train_paths = train["path"].astype(str).to_numpy()
     train_pixels = flatten(load_normalised(train_paths))
     # Inside the brain only: the shared black background makes any two aligned slices correlate.
@@ -74,15 +74,37 @@ def score_images(
             "subject": images["subject"].astype(str).to_numpy() if "subject" in images else "",
             "loglik_AD": loglik["AD"],
             "loglik_CN": loglik["CN"],
-            "prob_AD": prob,
-            "predicted": np.where(prob >= THRESHOLD, "AD", "CN"),
             "nn_corr": nn_corr,
             "nn_path": train_paths[nn_index],
         }
     )
     scores = pd.concat([scores, morphometry_table(stack).reset_index(drop=True)], axis=1)
     log.info("scored %d images -> %s", len(scores), out_tsv)
-    io.write_tsv(out_tsv, scores[SCORE_COLUMNS])
+    io.write_tsv(out_tsv, scores[SEED_FREE_COLUMNS])
+
+
+def judge_images(
+    *,
+    scores: Path,
+    classifier: Path,
+    out_tsv: Path,
+    out_features: Path,
+    batch_size: int = 64,
+    threads: int = 1,
+) -> None:
+    """One seed's CNN on the images of a seed-free score table, in one pass: P(AD) and the
+    decision (CNN_COLUMNS) to ``out_tsv``, the penultimate features (rows in the same order)
+    to ``out_features`` (.npy)."""
+    table = io.read_tsv(scores)
+    require_columns(table, ["path"], f"score table {scores}")
+    limit_threads(threads, torch=True)
+    model = load_classifier(Path(classifier))
+    prob, features = judge_stack(model, load_normalised(table["path"]), batch_size)
+    out = pd.DataFrame({"path": table["path"].to_numpy(), "prob_AD": prob})
+    out["predicted"] = np.where(prob >= THRESHOLD, "AD", "CN")
+    io.write_tsv(out_tsv, out[CNN_COLUMNS])
+    io.save_npy(out_features, features)
+    log.info("judged %d images with %s -> %s", len(out), classifier, out_tsv)
 
 
 def real_morphometry_file(*, slices: pd.DataFrame, out_tsv: Path) -> pd.DataFrame:

@@ -264,16 +264,19 @@ def set_metrics(
 def set_metrics_file(
     *,
     scores: Path,
+    features: list[Path],
+    cnn: list[Path],
     classifier: Path,
     classifier_metrics: Path,
     train: pd.DataFrame,
     out_tsv: Path,
     cfg: JudgeConfig,
 ) -> pd.DataFrame:
-    """Read one seed's flagged scores, embed every image with that seed's CNN (and the train
-    slices, its validation subjects among them, named in its metrics), write the table."""
+    """Read one seed's flagged scores and its CNN's features of those images (``features``:
+    .npy rows in the order of the ``cnn`` tables, judge_images' outputs), embed the train slices
+    (its validation subjects among them, named in its metrics), write the table."""
     require_columns(train, ["subject", "path", "group"], "training table")
-    table = io.read_tsv(scores).astype({"condition": str, "group": str, "path": str})
+    table = io.read_tsv(scores)
     model = load_classifier(Path(classifier))
     info = io.read_json(classifier_metrics)
     if "val_subjects" not in info:
@@ -287,18 +290,25 @@ def set_metrics_file(
             f"{classifier_metrics}: validation subjects not in the train split: {unknown}"
         )
     is_val = train["subject"].astype(str).isin(info["val_subjects"]).to_numpy()
+    if len(features) != len(cnn):
+        raise ValueError(f"{len(features)} feature files for {len(cnn)} CNN tables")
+    row_of = {}
+    for table_path, feature_path in zip(cnn, features, strict=True):
+        rows = io.load_npy(feature_path)
+        paths = io.read_tsv(table_path)["path"]
+        if len(paths) != len(rows):
+            raise ValueError(f"{feature_path}: {len(rows)} rows for {len(paths)} images")
+        row_of |= dict(zip(paths, rows, strict=True))
 
     def embed(paths) -> np.ndarray:
         return extract_features(model, load_normalised(paths), cfg.cnn_batch_size)
 
-    features = {
-        f"{condition}/{group}": embed(part["path"])
-        for (condition, group), part in table.groupby(["condition", "group"], sort=False)
-    }
+    by_set = table.groupby(["condition", "group"], sort=False)
+    known = {f"{c}/{g}": np.stack([row_of[p] for p in part["path"]]) for (c, g), part in by_set}
     train_features = {g: embed(train.loc[train["group"] == g, "path"]) for g in GROUPS}
     unseen = train.loc[is_val, ["subject", "group"]]
     metrics = set_metrics(
-        table, features, train_features, unseen, embed(train.loc[is_val, "path"]), cfg
+        table, known, train_features, unseen, embed(train.loc[is_val, "path"]), cfg
     )
     io.write_tsv(out_tsv, metrics)
     return metrics

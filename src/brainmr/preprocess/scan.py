@@ -16,7 +16,7 @@ from brainmr.preprocess.config import PreprocessConfig
 from brainmr.preprocess.qc import qc_figure
 from brainmr.preprocess.register import crop_to_mask, register_rigid, resample_to_template
 from brainmr.preprocess.skullstrip import skull_strip
-from brainmr.preprocess.slicing import center_coronal_slice, normalise_intensity
+from brainmr.preprocess.slicing import center_coronal_slice, scale_by_brain_percentile
 from brainmr.preprocess.volume import load_volume
 from brainmr.threads import limit_threads
 
@@ -66,14 +66,14 @@ def preprocess_scan(
     if not aligned_mask.any():
         raise RuntimeError(f"{subject} ({scan}): the brain left the template grid after alignment")
     brain_voxels = aligned[aligned_mask]
-    image = normalise_intensity(
+    image = scale_by_brain_percentile(
         center_coronal_slice(aligned, SLICE_SIZE), brain_voxels, cfg.normalise_percentile
     )
     io.save_npy(slice_npy, image.astype(np.float32))
     io.save_png_gray(slice_png, image)
     with io.atomic_path(transform) as tmp:
         sitk.WriteTransform(rigid, str(tmp))
-    volume_norm = normalise_intensity(aligned, brain_voxels, cfg.normalise_percentile)
+    volume_norm = scale_by_brain_percentile(aligned, brain_voxels, cfg.normalise_percentile)
     io.save_figure(qc_png, qc_figure(volume_norm, aligned_mask, subject))
     lap("slice")
     log.info("%s: %s", subject, ", ".join(f"{stage} {sec:.1f} s" for stage, sec in seconds.items()))

@@ -43,7 +43,7 @@ def center_coronal_slice(aligned: np.ndarray, size: int, j: int = CORONAL_J) -> 
     return crop_or_pad(plane, size, centre)
 
 
-def normalise_intensity(
+def scale_by_brain_percentile(
     image: np.ndarray, brain_voxels: np.ndarray, percentile: float
 ) -> np.ndarray:
     """Intensity normalisation rule: divide by the ``percentile``-th percentile of the brain's

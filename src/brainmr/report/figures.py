@@ -50,7 +50,8 @@ def figure1(
     for condition in conditions:
         for g in GROUPS:
             part = generated[(generated["condition"] == condition) & (generated["group"] == g)]
-            label = f'generated {row_label(g, condition, conditions)}\n"{conditions[condition][g]}"'
+            prompt = conditions[condition].prompts[g]
+            label = f'generated {row_label(g, condition, conditions)}\n"{prompt}"'
             rows.append((label, part.sort_values("file")))
     fig, axes = plt.subplots(
         len(rows), n_columns, figsize=(1.25 * n_columns + 1.6, 1.35 * len(rows)), squeeze=False
@@ -240,7 +241,7 @@ def make_figures(
 ) -> None:
     """Figures of the first seed's flagged scores (Figure 1, histograms, memorization) and of the
     summary across seeds (forest plot). Thresholds are read, never recomputed."""
-    table = io.read_tsv(scores).astype({"condition": str, "group": str, "path": str})
+    table = io.read_tsv(scores)
     generated, real, threshold, outlier_files = flagged_sets(table)
     mem = float(io.read_tsv(set_metrics)["memorization_threshold"].iloc[0])
     io.save_figure(
@@ -252,5 +253,5 @@ def make_figures(
     io.save_figure(
         out_memorization, memorization_figure(generated, mem, conditions, run_label, synthetic)
     )
-    summary_table = io.read_tsv(summary).astype({"condition": str}).fillna({"group": ""})
+    summary_table = io.read_tsv(summary)
     io.save_figure(out_forest, forest_plot(summary_table, conditions, run_label, synthetic))

@@ -18,6 +18,13 @@ def interval(low, high, digits: int = 2) -> str:
     return f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def p_value(value) -> str:
+    """A p value as every table prints it: 3 significant digits, "<0.001" below, — for none."""
+    if value is None or not np.isfinite(value):
+        return DASH
+    return "<0.001" if value < 0.001 else f"{value:.3g}"
+
+
 def fmt(value, digits: int = 2) -> str:
     if isinstance(value, str):
         return value

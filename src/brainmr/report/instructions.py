@@ -13,17 +13,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from brainmr import GROUPS, io  # noqa: E402
+from brainmr import (  # noqa: E402
+    GROUPS,
+    SEXES,  # noqa: E402
+    io,
+)
 from brainmr.evaluate.following import (  # noqa: E402
     ACROSS,
     GENERATED,
     ROLES,
-    SEXES,
-    as_bool,
     instructed_images,
     sex_confusion,
 )
 from brainmr.evaluate.morphometry import HELD_OUT  # noqa: E402
+from brainmr.io import as_bool  # noqa: E402
 from brainmr.report.format import (  # noqa: E402
     DASH,
     NOT_INTERPRETABLE,
@@ -231,7 +234,7 @@ def write_instructions_files(
     (``out_figures`` in ``seeds`` order)."""
     if len(out_figures) != len(seeds):
         raise ValueError(f"{len(out_figures)} figure paths for {len(seeds)} seeds")
-    study = io.read_tsv(table).astype({"seed": str, "condition": str})
+    study = io.read_tsv(table).astype({"seed": str})  # seeds and "all"
     labels = {c: f"{c}{conditions[c].get('label') or ''}" for c in conditions}
     write_instructions(
         table=study,

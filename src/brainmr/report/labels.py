@@ -1,6 +1,6 @@
 """The rows of Table 1 and of every table beside it: their labels and their order.
 
-One row per (condition, class), labelled group + conditions[c]["label"], in config order, AD
+One row per (condition, class), labelled group + the Condition's label, in config order, AD
 before CN; then the outlier row (all generated outliers), the ceiling sets (held-out reals
 through the generator's bottleneck) and the held-out real AD and CN.
 """
@@ -23,7 +23,7 @@ CEILING_LABEL = "held-out real {group} through the generator ({bottleneck})"
 
 def row_label(group: str, condition: str, conditions: Mapping) -> str:
     """group + the condition's label; a condition without one is told apart by its name."""
-    suffix = conditions[condition].get("label")
+    suffix = conditions[condition].label
     return f"{group}{suffix if suffix is not None else f' ({condition})'}"
 
 

@@ -177,10 +177,8 @@ def write_morphometry(
     """morphometry.csv/.md from evaluate's differences table, and the figure of every image's
     measures: held-out reals and ceiling sets from the first seed (the same in every seed), the
     generated sets of every seed; outliers left out as in Table 1."""
-    diffs = io.read_tsv(morphometry).astype({"source": str, "seed": str})
-    per_image = per_image_measures(
-        [io.read_tsv(p).astype({"condition": str, "group": str}) for p in scores]
-    )
+    diffs = io.read_tsv(morphometry).astype({"seed": str})  # seeds and "all"
+    per_image = per_image_measures([io.read_tsv(p) for p in scores])
     sources = list(dict.fromkeys(per_image["source"]))
     labels = source_labels(sources + list(diffs["source"].unique()), conditions)
     with io.atomic_path(out_csv) as tmp:

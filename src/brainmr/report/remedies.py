@@ -21,16 +21,11 @@ from brainmr.report.format import (  # noqa: E402
     fmt,
     header,
     interval,
+    p_value,
 )
 
 MEASURE_NAMES = {"cnn_AD": "predicted AD (CNN)", "likelihood_AD": "AD by likelihood"}
 MEASURES = tuple(MEASURE_NAMES)
-
-
-def _p(value) -> str:
-    if value is None or not np.isfinite(value):
-        return ""
-    return f"{value:.3f}" if value >= 0.001 else "<0.001"
 
 
 def _signed(value, prefix: str = "+") -> str:
@@ -97,8 +92,7 @@ def _cell(r) -> str:
             + (
                 f"{r.note}, "
                 if isinstance(getattr(r, "note", None), str) and r.note
-                else f"p {_p(r.p_value) or DASH} (paired t), "
-                f"detectable {_signed(r.detectable, '±')}, "
+                else f"p {p_value(r.p_value)} (paired t), detectable {_signed(r.detectable, '±')}, "
             )
             + f"{r.sign_per_seed}"
         )
@@ -114,7 +108,7 @@ def _pooled_cell(r) -> str:
     )
     if r.role == "remedy":
         text += (
-            f"; {_signed(r.pooled_effect)}, Fisher p {_p(r.pooled_p_value) or DASH}, "
+            f"; {_signed(r.pooled_effect)}, Fisher p {p_value(r.pooled_p_value)}, "
             f"OR {fmt(r.pooled_odds_ratio)}"
         )
     return text
@@ -226,7 +220,7 @@ def write_remedies(
     out_md: Path,
     out_forest: Path,
 ) -> None:
-    data = io.read_tsv(table).astype({"condition": str, "images": str})
+    data = io.read_tsv(table)
     with io.atomic_path(out_csv) as tmp:
         remedies_frame(data).to_csv(tmp, index=False, float_format="%.6g")
     io.write_text(out_md, remedies_markdown(data, run_label, synthetic))

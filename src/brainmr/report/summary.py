@@ -9,7 +9,15 @@ import numpy as np
 import pandas as pd
 
 from brainmr.evaluate.stats import NO_SPREAD
-from brainmr.report.format import DASH, NOT_INTERPRETABLE, fmt, header, interval, markdown_table
+from brainmr.report.format import (
+    DASH,
+    NOT_INTERPRETABLE,
+    fmt,
+    header,
+    interval,
+    markdown_table,
+    p_value,
+)
 from brainmr.report.labels import ordered, row_label, set_label
 from brainmr.report.table1 import VENTRICLES, sensitivity_line, verdict_line
 
@@ -95,10 +103,6 @@ def seed_interval(low, high) -> str:
     return interval(low, high, 3)
 
 
-def _p(value) -> str:
-    return DASH if value is None or not np.isfinite(value) else f"{value:.3g}"
-
-
 def comparisons_markdown(comparisons: pd.DataFrame, conditions: Mapping) -> pd.DataFrame:
     rows = []
     for r in comparisons.to_dict(orient="records"):
@@ -111,14 +115,14 @@ def comparisons_markdown(comparisons: pd.DataFrame, conditions: Mapping) -> pd.D
                 "A": row_label(r["group"], r["condition_a"], conditions),
                 "B": row_label(r["group"], r["condition_b"], conditions),
                 "B − A (seed mean)": f"{r['difference']:+.3f} " + interval(r["low"], r["high"], 3),
-                "paired t p": r["note"] if _text(r.get("note")) else _p(r["p_value"]),
+                "paired t p": r["note"] if _text(r.get("note")) else p_value(r["p_value"]),
                 "detectable (80% power)": (
                     f"±{fmt(r['detectable'], 3)}" if np.isfinite(r["detectable"]) else DASH
                 ),
                 "every seed same sign": r["sign_per_seed"],
                 "pooled A: k/n": f"{r['k_a']}/{r['n_a']}",
                 "pooled B: k/n": f"{r['k_b']}/{r['n_b']}",
-                "pooled Fisher p (images independent)": _p(r["pooled_p_value"]),
+                "pooled Fisher p (images independent)": p_value(r["pooled_p_value"]),
             }
         )
     return pd.DataFrame(rows)
@@ -174,7 +178,7 @@ def summary_markdown(
     lines.append(
         "- CNN on held-out reals, across seeds: "
         + ", ".join(
-            f"{k} {fmt(v['mean'], 3)} ± {fmt(v['sd'], 3)} {interval(v['low'], v['high'], 3)}"
+            f"{k} {fmt(v['mean'], 3)} ± {fmt(v['sd'], 3)} {seed_interval(v['low'], v['high'])}"
             for k, v in across.items()
         )
         + "."

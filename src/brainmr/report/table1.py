@@ -15,6 +15,7 @@ import pandas as pd
 from brainmr.evaluate.kde_sensitivity import misclassified_range
 from brainmr.evaluate.outliers import RULE
 from brainmr.evaluate.replicates import OUTLIER_SET
+from brainmr.io import as_bool
 from brainmr.report.format import DASH, NOT_INTERPRETABLE, fmt, interval
 from brainmr.report.labels import ordered, set_label
 
@@ -174,7 +175,7 @@ def table1_notes(
         "the other class's KDE is higher; 'predicted AD/CN': CNN P(AD) >= 0.5 or not; "
         "'mean P(AD)' with a t interval over the set's images.",
     ]
-    bad = metrics[~metrics["cnn_interpretable"].astype(bool)]
+    bad = metrics[~as_bool(metrics["cnn_interpretable"], "cnn_interpretable")]
     if len(bad):
         lines.append(
             f"- {NOT_INTERPRETABLE} CNN counts NOT INTERPRETABLE for "

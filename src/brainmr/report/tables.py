@@ -24,6 +24,7 @@ from brainmr.report.table1 import (
     table1_notes,
     with_prob_intervals,
 )
+from brainmr.seeds import headline_seed
 
 
 def write_tables(
@@ -40,22 +41,23 @@ def write_tables(
     set_metrics (one per seed, first seed first), sensitivity, kde, findings. ``outputs``: csv, md,
     vs_paper, summary_csv, summary_md, metrics, and optionally html and summary_html (the two
     Markdown tables as HTML pages for the report)."""
-    by_seed = io.read_tsv(inputs["by_seed"]).astype({"condition": str}).fillna({"group": ""})
-    summary = io.read_tsv(inputs["summary"]).astype({"condition": str})
+    by_seed = io.read_tsv(inputs["by_seed"])
+    summary = io.read_tsv(inputs["summary"])
     comparisons = io.read_tsv(inputs["comparisons"])
     verdict = io.read_json(inputs["verdict"])
     kde = io.read_json(inputs["kde"])
     sensitivity = pd.read_csv(inputs["sensitivity"])
     seeds = verdict["seeds"]
     metrics = [
-        io.read_tsv(p).astype({"condition": str}).assign(seed=s)
-        for s, p in zip(seeds, inputs["set_metrics"], strict=True)
+        io.read_tsv(p).assign(seed=s) for s, p in zip(seeds, inputs["set_metrics"], strict=True)
     ]
-    cnn = verdict["cnn"]["per_seed"][0] | {"seed": seeds[0]}
+    seed = headline_seed(seeds)  # Table 1's seed; the summary has every seed
+    at = seeds.index(seed)
+    cnn = verdict["cnn"]["per_seed"][at] | {"seed": seed}
     cnn |= {"split_balance": verdict["cnn"]["split_balance"]}
-    cnn |= _test_counts(by_seed, seeds[0])
+    cnn |= _test_counts(by_seed, seed)
 
-    table = with_prob_intervals(table1_frame(by_seed, seeds[0], conditions), metrics[0], conditions)
+    table = with_prob_intervals(table1_frame(by_seed, seed, conditions), metrics[at], conditions)
     with io.atomic_path(outputs["csv"]) as tmp:
         table.to_csv(tmp, index=False, float_format="%.4f", na_rep=DASH)
     md = header(
@@ -67,8 +69,8 @@ def write_tables(
         kde=kde,
         cnn=cnn,
         verdict=verdict,
-        metrics=metrics[0],
-        seed=seeds[0],
+        metrics=metrics[at],
+        seed=seed,
         mad_k=float(mad_k),
         sensitivity=sensitivity,
         conditions=conditions,
@@ -76,7 +78,7 @@ def write_tables(
     io.write_text(outputs["md"], "\n".join(md) + "\n")
     if "html" in outputs:
         io.write_text(outputs["html"], markdown_html("\n".join(md), "Table 1"))
-    differences = cn_minus_ad(by_seed, seeds[0], conditions)
+    differences = cn_minus_ad(by_seed, seed, conditions)
     io.write_text(
         outputs["vs_paper"],
         vs_paper_markdown(table, differences, run_label, synthetic, kde, cnn, provenance),

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# repository checks: subprocesses and whole-tree scans, seconds to tens of seconds each
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = ROOT / "envs"
 RULES = ROOT / "workflow" / "rules"
@@ -56,7 +59,7 @@ def normalise(name: str) -> str:
 
 
 def pyproject_pins() -> dict[str, str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     pins = {}
     for requirement in project["dependencies"]:
         name, sep, version = requirement.partition("==")
@@ -67,7 +70,7 @@ def pyproject_pins() -> dict[str, str]:
 
 def env_packages(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     """(conda, pip) packages of an env file as {PyPI name: version}; python and pip left out."""
-    spec = yaml.safe_load(path.read_text())
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     conda, pip = {}, {}
     for dependency in spec["dependencies"]:
         if isinstance(dependency, dict):
@@ -100,7 +103,7 @@ def test_the_three_envs_exist():
 @pytest.mark.parametrize("env", EXPECTED_ENVS)
 def test_env_is_pinned_to_pyproject(env, pins):
     path = ENVS / f"{env}.yaml"
-    spec = yaml.safe_load(path.read_text())
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert spec["channels"][0] == "conda-forge", f"{path.name}: conda-forge must come first"
     assert f"python={PYTHON}" in spec["dependencies"], f"{path.name}: needs python={PYTHON}"
     conda, pip = env_packages(path)
@@ -129,7 +132,7 @@ def smk_rules() -> dict[str, tuple[Path, str]]:
     """{rule name: (.smk file, rule body text)} for every rule and checkpoint."""
     rules = {}
     for smk in sorted(RULES.glob("*.smk")):
-        text = smk.read_text()
+        text = smk.read_text(encoding="utf-8")
         heads = list(re.finditer(r"^(?:rule|checkpoint)\s+(\w+)\s*:", text, flags=re.M))
         for i, head in enumerate(heads):
             end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
@@ -175,7 +178,7 @@ def module_path(module: str) -> Path | None:
 
 def imported_modules(path: Path) -> set[str]:
     """Absolute names of every module imported anywhere in a file (function-level too)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = (
         ".".join(path.relative_to(SRC).with_suffix("").parts[:-1]) if SRC in path.parents else ""
     )
@@ -235,7 +238,7 @@ def test_import_scan_follows_brainmr(tmp_path):
 def test_conditional_imports_are_made_inside_functions_only():
     """An exempt import is never at module level (where every job would make it), nor stale."""
     for path, exempt in CONDITIONAL_IMPORTS.items():
-        tree = ast.parse(path.read_text())
+        tree = ast.parse(path.read_text(encoding="utf-8"))
         top_level = {
             alias.name.split(".")[0]
             for node in tree.body

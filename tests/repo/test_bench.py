@@ -12,6 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from run_all import demo_stage_times, markdown_table  # noqa: E402
 
+# repository checks: subprocesses and whole-tree scans, seconds to tens of seconds each
+pytestmark = pytest.mark.slow
+
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
 

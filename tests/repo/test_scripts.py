@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# repository checks: subprocesses and whole-tree scans, seconds to tens of seconds each
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted((REPO / "workflow" / "scripts").glob("[!_]*.py"))
 
