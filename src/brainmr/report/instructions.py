@@ -235,7 +235,7 @@ def write_instructions_files(
     if len(out_figures) != len(seeds):
         raise ValueError(f"{len(out_figures)} figure paths for {len(seeds)} seeds")
     study = io.read_tsv(table).astype({"seed": str})  # seeds and "all"
-    labels = {c: f"{c}{conditions[c].get('label') or ''}" for c in conditions}
+    labels = {c: f"{c}{conditions[c].label or ''}" for c in conditions}
     write_instructions(
         table=study,
         images=io.read_tsv(images),
