@@ -76,3 +76,10 @@ def test_make_calibration_runs_the_script():
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     target = makefile.split("\ncalibration: setup\n", 1)[1].splitlines()[0]
     assert target.strip() == "$(BIN)/python bench/calibration.py"
+
+
+def test_docs_show_the_measured_calibration_table():
+    """docs/methods.md shows the table bench/calibration.py last wrote, row for row."""
+    table = (REPO / "bench/measured/calibration.md").read_text(encoding="utf-8").splitlines()
+    docs = (REPO / "docs/methods.md").read_text(encoding="utf-8")
+    assert len(table) > 40 and all(row in docs for row in table)
