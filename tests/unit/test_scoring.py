@@ -121,3 +121,38 @@ def test_one_cnn_pass_gives_the_same_p_ad_and_features_as_two(toy_split, classif
             io.read_tsv(tmp_path / "s.tsv").assign(**dict.fromkeys(SEED_FREE_COLUMNS[5:], 0)),
             out.iloc[1:],
         )
+
+
+def test_one_job_judges_every_set_of_a_seed(toy_split, classifier_file, tmp_path):
+    """judge_image_sets (one job per seed) writes, per set, what judge_images writes alone."""
+    from brainmr.evaluate.scoring import judge_image_sets
+
+    halves = {"a": toy_split["test"].iloc[:10], "b": toy_split["test"].iloc[10:]}
+    for name, part in halves.items():
+        io.write_tsv(tmp_path / f"{name}.tsv", part.assign(condition="real"))
+    judge_image_sets(
+        scores=[tmp_path / "a.tsv", tmp_path / "b.tsv"],
+        classifier=classifier_file,
+        out_tables=[tmp_path / "a_cnn.tsv", tmp_path / "b_cnn.tsv"],
+        out_features=[tmp_path / "a_cnn.npy", tmp_path / "b_cnn.npy"],
+    )
+    judge_images(
+        scores=tmp_path / "b.tsv",
+        classifier=classifier_file,
+        out_tsv=tmp_path / "alone.tsv",
+        out_features=tmp_path / "alone.npy",
+    )
+    pd.testing.assert_frame_equal(
+        io.read_tsv(tmp_path / "b_cnn.tsv"), io.read_tsv(tmp_path / "alone.tsv")
+    )
+    np.testing.assert_array_equal(
+        io.load_npy(tmp_path / "b_cnn.npy"), io.load_npy(tmp_path / "alone.npy")
+    )
+    assert len(io.read_tsv(tmp_path / "a_cnn.tsv")) == 10
+    with pytest.raises(ValueError, match="2 score tables for 1 outputs"):
+        judge_image_sets(
+            scores=[tmp_path / "a.tsv", tmp_path / "b.tsv"],
+            classifier=classifier_file,
+            out_tables=[tmp_path / "x.tsv"],
+            out_features=[tmp_path / "x.npy"],
+        )

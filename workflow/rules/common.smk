@@ -76,7 +76,6 @@ wildcard_constraints:
     group="|".join(GROUPS),
     seed=r"\d+",
     bottleneck="|".join(BOTTLENECKS),
-    set="|".join(map(re.escape, JUDGED_SETS)),
     acq=r"\d{4}-\d{2}-\d{2}_\d{2}_\d{2}_\d{2}\.0",
     image_id=r"I\d+",
 
@@ -219,11 +218,18 @@ def score_tables(wildcards):
     )
 
 
-def seed_free_scores(wildcards):
-    """The seed-free score table of the image set a CNN judges (a generated set's is its seed's)."""
-    if wildcards.set == "real_test" or is_ceiling(wildcards.set):
-        return f"results/evaluate/scores/{wildcards.set}.tsv"
-    return f"results/evaluate/seed{wildcards.seed}/scores/{wildcards.set}.tsv"
+def seed_free_tables(wildcards):
+    """The seed-free score tables of every set a seed's CNN judges, in JUDGED_SETS order (a
+    generated set's is its seed's; the ceiling sets' and the held-out reals' are shared).
+    """
+    return [
+        (
+            f"results/evaluate/scores/{name}.tsv"
+            if name == "real_test" or is_ceiling(name)
+            else f"results/evaluate/seed{wildcards.seed}/scores/{name}.tsv"
+        )
+        for name in JUDGED_SETS
+    ]
 
 
 def cnn_tables(wildcards):

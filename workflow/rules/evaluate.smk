@@ -149,15 +149,16 @@ rule score_real:
 
 rule judge_images:
     input:
-        scores=seed_free_scores,
+        scores=seed_free_tables,
         classifier=rules.train_classifier.output.model,
     output:
-        table="results/evaluate/seed{seed}/cnn/{set}.tsv",
-        features="results/evaluate/seed{seed}/cnn/{set}.npy",
+        # one job per seed: the CNN is loaded once and judges every set, each in one pass
+        tables=expand("results/evaluate/seed{{seed}}/cnn/{set}.tsv", set=JUDGED_SETS),
+        features=expand("results/evaluate/seed{{seed}}/cnn/{set}.npy", set=JUDGED_SETS),
     log:
-        "results/logs/judge_images/seed{seed}/{set}.log",
+        "results/logs/judge_images/seed{seed}.log",
     benchmark:
-        "results/benchmarks/judge_images/seed{seed}/{set}.tsv"
+        "results/benchmarks/judge_images/seed{seed}.tsv"
     conda:
         "../../envs/evaluate.yaml"
     threads: config["job_threads"]

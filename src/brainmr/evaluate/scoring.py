@@ -91,20 +91,48 @@ def judge_images(
     out_features: Path,
     batch_size: int = 64,
     threads: int = 1,
+    model=None,
 ) -> None:
     """One seed's CNN on the images of a seed-free score table, in one pass: P(AD) and the
     decision (CNN_COLUMNS) to ``out_tsv``, the penultimate features (rows in the same order)
-    to ``out_features`` (.npy)."""
+    to ``out_features`` (.npy). ``model``: the loaded CNN, where a caller judges several sets."""
     table = io.read_tsv(scores)
     require_columns(table, ["path"], f"score table {scores}")
     limit_threads(threads, torch=True)
-    model = load_classifier(Path(classifier))
+    model = model if model is not None else load_classifier(Path(classifier))
     prob, features = judge_stack(model, load_normalised(table["path"]), batch_size)
     out = pd.DataFrame({"path": table["path"].to_numpy(), "prob_AD": prob})
     out["predicted"] = np.where(prob >= THRESHOLD, "AD", "CN")
     io.write_tsv(out_tsv, out[CNN_COLUMNS])
     io.save_npy(out_features, features)
     log.info("judged %d images with %s -> %s", len(out), classifier, out_tsv)
+
+
+def judge_image_sets(
+    *,
+    scores: list[Path],
+    classifier: Path,
+    out_tables: list[Path],
+    out_features: list[Path],
+    batch_size: int = 64,
+    threads: int = 1,
+) -> None:
+    """judge_images for several sets with the CNN loaded once (one job per seed: a job's
+    start-up costs more than judging a set of 100 images)."""
+    if not len(scores) == len(out_tables) == len(out_features):
+        raise ValueError(f"{len(scores)} score tables for {len(out_tables)} outputs")
+    limit_threads(threads, torch=True)
+    model = load_classifier(Path(classifier))
+    for table, out_tsv, out_npy in zip(scores, out_tables, out_features, strict=True):
+        judge_images(
+            scores=table,
+            classifier=classifier,
+            out_tsv=out_tsv,
+            out_features=out_npy,
+            batch_size=batch_size,
+            threads=threads,
+            model=model,
+        )
 
 
 def real_morphometry_file(*, slices: pd.DataFrame, out_tsv: Path) -> pd.DataFrame:
