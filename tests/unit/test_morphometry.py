@@ -24,7 +24,7 @@ from brainmr.evaluate.morphometry import (
     morphometry_table,
     slice_morphometry,
 )
-from brainmr.evaluate.stats import fieller_ratio
+from brainmr.evaluate.ratio import fieller_ratio
 from brainmr.report.morphometry import morphometry_figure, morphometry_markdown
 
 WHITE, GREY, CSF = 0.7, 0.45, 0.1

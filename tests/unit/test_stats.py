@@ -12,6 +12,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from toy_evaluation import Z95
 
+from brainmr.evaluate.ratio import fieller_ratio
 from brainmr.evaluate.stats import (
     NO_SPREAD,
     PROPORTION,
@@ -20,7 +21,6 @@ from brainmr.evaluate.stats import (
     brier_score,
     clopper_pearson_interval,
     correlation_interval,
-    fieller_ratio,
     fisher_test,
     matched_size,
     mean_interval,

@@ -12,21 +12,22 @@ points of nominal, a rate that should be small whose interval reaches below it, 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy.special import expit, logit
 
 from brainmr import GROUPS
-from brainmr.cohort.loni import assign_split
 from brainmr.config import stage_config
-from brainmr.evaluate.classifier import split_subjects
+from brainmr.evaluate.calibration_scale import (  # noqa: F401
+    Scale,
+    calibration_row,
+    scale_from_config,
+)
 from brainmr.evaluate.config import JudgeConfig
 from brainmr.evaluate.findings import judge_separation
 from brainmr.evaluate.following import follow_figures
+from brainmr.evaluate.ratio import fieller_ratio
 from brainmr.evaluate.replicates import FEW_PER_SEED
 from brainmr.evaluate.sets import GuardSet, guard_verdict, pooled_guard
 from brainmr.evaluate.stats import (
@@ -34,99 +35,15 @@ from brainmr.evaluate.stats import (
     accuracy_interval,
     correlation_interval,
     detectable_noncentrality,
-    fieller_ratio,
     mean_interval,
     paired_seed_test,
-    wilson_interval,
 )
 
 D = 16  # feature dimension of the guard's cases; the classes lie 2 apart on one axis
-COVERAGE_SLACK = 0.02  # "within 2 points of nominal"
 FEW_PER_SEED_LIMIT = (
     "about 1 image per seed: 3 seeds cannot estimate the spread of counts this small; the "
     "summary marks such cells (‡) and the pooled Wilson figure beside them is the one to read"
 )
-
-
-@dataclass(frozen=True)
-class Scale:
-    """Sizes of one run: the cohort, its held-out reals, the CNN's validation reals, the
-    images per set and the replicate seeds."""
-
-    name: str
-    n_ad: int
-    n_cn: int
-    test_fraction: float
-    val_fraction: float
-    n_images: int
-    n_seeds: int
-
-    def split_counts(self) -> dict[str, dict[str, int]]:
-        """Held-out (test) and CNN-validation subjects per class, by the package's own split
-        functions (cohort.loni.assign_split, evaluate.classifier.split_subjects)."""
-        subjects = [f"S{i}" for i in range(self.n_ad + self.n_cn)]
-        cohort = pd.DataFrame(
-            {"subject": subjects, "group": ["AD"] * self.n_ad + ["CN"] * self.n_cn}
-        )
-        cohort = assign_split(cohort, self.test_fraction, seed=0)
-        train = cohort[cohort["split"] == "train"]
-        val = train[split_subjects(train, self.val_fraction, seed=0)]
-        test = cohort[cohort["split"] == "test"]
-        return {
-            "test": {g: int((test["group"] == g).sum()) for g in GROUPS},
-            "val": {g: int((val["group"] == g).sum()) for g in GROUPS},
-        }
-
-
-def scale_from_config(name: str, config: Path, n_ad: int | None = None, n_cn: int | None = None):
-    """A scale from a config file (the demo's cohort sizes are in it; ADNI's are given)."""
-    cfg = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
-    demo = cfg.get("demo", {})
-    return Scale(
-        name=name,
-        n_ad=int(n_ad if n_ad is not None else demo["n_ad"]),
-        n_cn=int(n_cn if n_cn is not None else demo["n_cn"]),
-        test_fraction=float(cfg["cohort"]["test_fraction"]),
-        val_fraction=float(cfg.get("evaluate", {}).get("cnn_val_fraction", 0.2)),
-        n_images=int(cfg["generate"]["n_images"]),
-        n_seeds=len(cfg["seeds"]),
-    )
-
-
-def _row(scale, judge, case, hits, reps, nominal, goal, note="", limit="") -> dict:
-    """One table row: achieved = hits / reps with its Wilson Monte-Carlo interval; ``goal``:
-    ("cover", nominal), ("at most", x) or ("at least", x). ``limit``: why the goal is out of
-    reach at this scale, where that is known and the tables mark it (such a row does not fail
-    the run)."""
-    low, high = wilson_interval(int(hits), int(reps)) if reps else (math.nan, math.nan)
-    kind, level = goal
-    conservative = False
-    if kind == "for comparison":  # a figure beside the others, with no goal of its own
-        passes, goal_text = True, "—"
-    elif kind == "cover":
-        # below nominal is the failure that misleads; above it, the row says "conservative"
-        passes = high >= level - COVERAGE_SLACK
-        conservative = low > level + COVERAGE_SLACK
-        goal_text = f"{level:.2f} ± {COVERAGE_SLACK:.2f}"
-    elif kind == "at most":
-        passes, goal_text = low <= level, f"≤ {level:.2f}"
-    else:
-        passes, goal_text = high >= level, f"≥ {level:.2f}"
-    return {
-        "scale": scale.name,
-        "judge": judge,
-        "case": case,
-        "nominal": nominal,
-        "achieved": hits / reps if reps else math.nan,
-        "mc_low": low,
-        "mc_high": high,
-        "replicates": int(reps),
-        "goal": goal_text,
-        "passes": bool(passes and reps > 0),
-        "conservative": bool(conservative),
-        "note": note,
-        "known_limit": limit,
-    }
 
 
 def guard_rows(scale: Scale, reps: int, draws: int, seed: int = 0) -> list[dict]:
@@ -167,7 +84,7 @@ def guard_rows(scale: Scale, reps: int, draws: int, seed: int = 0) -> list[dict]
             flagged[name] += guard_verdict(values, cfg.ood_fraction)[0]
     note = f"{unseen_n['AD']} AD + {unseen_n['CN']} CN unseen reals, {draws} draws"
     return [
-        _row(
+        calibration_row(
             scale,
             "guard",
             f"{name} flagged",
@@ -196,7 +113,7 @@ def seed_fraction_rows(scale: Scale, reps: int, seed: int = 0) -> list[dict]:
             out = mean_interval(row, bounds=PROPORTION)
             hits += out["low"] <= target <= out["high"]
         rows.append(
-            _row(
+            calibration_row(
                 scale,
                 "seed-level t interval",
                 f"share called AD, p = {p}",
@@ -242,7 +159,7 @@ def fraction_rows(scale: Scale, reps: int, seed: int = 0) -> list[dict]:
             f"established in {established}/{reps}"
         )
         rows += [
-            _row(
+            calibration_row(
                 scale,
                 "fraction reproduced",
                 f"Fieller, real difference {effect} sd",
@@ -252,7 +169,7 @@ def fraction_rows(scale: Scale, reps: int, seed: int = 0) -> list[dict]:
                 ("cover", 0.95),
                 note,
             ),
-            _row(
+            calibration_row(
                 scale,
                 "fraction reproduced",
                 f"former (exact denominator), {effect} sd",
@@ -275,7 +192,7 @@ def accuracy_rows(scale: Scale, reps: int, seed: int = 0) -> list[dict]:
         low, high = accuracy_interval(int(k), n)
         hits += low <= 0.8 <= high
     return [
-        _row(
+        calibration_row(
             scale,
             "Wilson",
             f"accuracy 0.8 of {n} held-out reals",
@@ -320,7 +237,7 @@ def age_rows(scale: Scale, reps: int, n_boot: int, seed: int = 0) -> list[dict]:
         across = correlation_interval(rs)
         hits["r across seeds"] += across["low"] <= truth["r"] <= across["high"]
     return [
-        _row(
+        calibration_row(
             scale,
             "age judge",
             f"{key} ({scale.n_images} images)",
@@ -356,7 +273,7 @@ def seed_test_rows(scale: Scale, reps: int, seed: int = 0) -> list[dict]:
     power = sum(paired_seed_test(x, y)["p_value"] < 0.05 for x, y in zip(a, b, strict=True))
     note = f"{k} seeds; detectable {detectable:.3f} at sd {sd:.3f}"
     return [
-        _row(
+        calibration_row(
             scale,
             "paired seed test",
             "type-I error, alpha 0.05",
@@ -366,7 +283,7 @@ def seed_test_rows(scale: Scale, reps: int, seed: int = 0) -> list[dict]:
             ("at most", 0.05),
             note,
         ),
-        _row(
+        calibration_row(
             scale,
             "paired seed test",
             "power at the printed detectable",
@@ -415,7 +332,7 @@ def separation_rows(scale: Scale, reps: int, seed: int = 0) -> list[dict]:
         for judge in claims:
             claims[judge] += out[judge]["separates"]
     return [
-        _row(
+        calibration_row(
             scale,
             "findings",
             f"'{judge} separates' with no difference",

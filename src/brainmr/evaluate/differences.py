@@ -18,7 +18,8 @@ from brainmr import GROUPS
 from brainmr.conditions import REAL_CONDITION
 from brainmr.evaluate.ceiling import is_ceiling
 from brainmr.evaluate.morphometry import HELD_OUT, MEASURES, REAL_SPLITS, TRAIN
-from brainmr.evaluate.stats import fieller_ratio, mean_interval
+from brainmr.evaluate.ratio import fieller_ratio
+from brainmr.evaluate.stats import mean_interval
 from brainmr.io import as_bool, require_columns, require_groups
 
 NAN = math.nan
