@@ -20,7 +20,7 @@ from brainmr.evaluate.classifier import train_classifier
 from brainmr.evaluate.config import ClassifierConfig, JudgeConfig, KdeConfig
 from brainmr.evaluate.kde import fit_kde
 from brainmr.evaluate.kde_sensitivity import kde_sensitivity_file
-from brainmr.evaluate.outliers import flag_outlier_files
+from brainmr.evaluate.outliers import flag_outlier_files, flag_reference_files
 from brainmr.evaluate.replicates import summarise_replicates
 from brainmr.evaluate.scoring import judge_images, real_morphometry_file, score_images
 from brainmr.evaluate.sets import set_metrics_file
@@ -143,6 +143,22 @@ def build(root: Path) -> dict:
     scans = scans.assign(age=70.0, sex="F")
     real_morphometry_file(slices=scans, out_tsv=root / "morphometry_reals.tsv")
     ceiling = write_ceiling(root, test)
+    # as the workflow: the reference sets (held-out reals, ceiling sets) scored and flagged once
+    references = {f"{c}_{g}": t for (c, g), t in ceiling.items()}
+    references["real_test"] = test.assign(condition="real")
+    for name, table in references.items():
+        score_images(
+            images=table,
+            kde_model=root / "kde.joblib",
+            train=train,
+            out_tsv=root / f"scores_{name}.tsv",
+        )
+    flag_reference_files(
+        real=root / "scores_real_test.tsv",
+        ceilings=[root / f"scores_{n}.tsv" for n in references if n != "real_test"],
+        out_tsv=root / "references.tsv",
+        mad_k=5.0,
+    )
     files = {"scores": [], "set_metrics": [], "cnn": [], "generated": []}
     for seed in SEEDS:
         d = root / f"seed{seed}"
@@ -157,32 +173,26 @@ def build(root: Path) -> dict:
         )
         tables = write_generated(root, train, seed)
         generated, judged = [], []
-        # as the workflow: seed-free scores once per set (the ceiling and real sets once, in
-        # the first seed), then this seed's CNN on every set in one pass
-        sets = {f"{c}_{g}": t for (c, g), t in (tables | ceiling).items()}
-        sets["real_test"] = test.assign(condition="real")
-        for name, table in sets.items():
-            once = name == "real_test" or name.startswith("ceiling_")
-            scores = (root if once else d) / f"scores_{name}.tsv"
-            if not (once and scores.exists()):
-                score_images(
-                    images=table, kde_model=root / "kde.joblib", train=train, out_tsv=scores
-                )
-            if name != "real_test":
-                generated.append(scores)
+        # then each generated set's seed-free scores, and this seed's CNN on every set
+        sets = [f"{c}_{g}" for c, g in tables] + list(references)
+        for (c, g), table in tables.items():
+            generated.append(d / f"scores_{c}_{g}.tsv")
+            score_images(
+                images=table, kde_model=root / "kde.joblib", train=train, out_tsv=generated[-1]
+            )
+        for name in sets:
             judged.append(d / f"cnn_{name}.tsv")
             judge_images(
-                scores=scores,
+                scores=(root if name in references else d) / f"scores_{name}.tsv",
                 classifier=d / "cnn.pt",
                 out_tsv=judged[-1],
                 out_features=d / f"cnn_{name}.npy",
             )
         flag_outlier_files(
             generated=generated,
-            real=root / "scores_real_test.tsv",
+            references=root / "references.tsv",
             cnn=judged,
             out_tsv=d / "scores.tsv",
-            mad_k=5.0,
         )
         set_metrics_file(
             scores=d / "scores.tsv",
@@ -201,6 +211,7 @@ def build(root: Path) -> dict:
     ev = root / "evaluate"
     summarise_replicates(
         scores=files["scores"],
+        references=root / "references.tsv",
         set_metrics=files["set_metrics"],
         cnn_metrics=files["cnn"],
         seeds=SEEDS,

@@ -120,6 +120,12 @@ def scores(shift_mm2: float, flip_cnn: bool = False) -> list[pd.DataFrame]:
     return out
 
 
+def references_and_seeds(shift_mm2: float, flip_cnn: bool = False):
+    """The references' seed-free table (the CNN columns of none) and the two seeds' tables."""
+    seeds = scores(shift_mm2, flip_cnn)
+    return seeds[0].drop(columns="predicted"), seeds
+
+
 SUMMARY = pd.DataFrame(
     [
         {"condition": c, "group": g, "cnn_interpretable": True}
@@ -130,11 +136,11 @@ SUMMARY = pd.DataFrame(
 
 
 def test_the_bottleneck_sentence_needs_a_shift_whose_interval_excludes_zero():
-    none = ceiling_shifts(SUMMARY, scores(0.0), n_boot=500)
+    none = ceiling_shifts(SUMMARY, *references_and_seeds(0.0), n_boot=500)
     assert all(r["moved"] == [] for r in none) and none[0]["n_pairs"] == 8
     line = ceiling_sentences(none, CONDITIONS)[0]
     assert "No judge moved beyond its interval" in line and "is the bottleneck's" not in line
-    shrunk = ceiling_shifts(SUMMARY, scores(-100.0, flip_cnn=True), n_boot=500)
+    shrunk = ceiling_shifts(SUMMARY, *references_and_seeds(-100.0, True), n_boot=500)
     ad = shrunk[0]
     assert ad["group"] == "AD" and ad["moved"] == ["cnn", "morphometry"]
     assert ad["morphometry_shift"] == pytest.approx(-100.0)
@@ -144,7 +150,7 @@ def test_the_bottleneck_sentence_needs_a_shift_whose_interval_excludes_zero():
     assert "the likelihood verdict" in line and "likelihood verdict say" not in line
     assert "407 → 307 mm² (-100 mm² [-100, -100])" in line
     out = SUMMARY.assign(cnn_interpretable=False)
-    withheld = ceiling_shifts(out, scores(-100.0, flip_cnn=True), n_boot=500)
+    withheld = ceiling_shifts(out, *references_and_seeds(-100.0, True), n_boot=500)
     assert withheld[0]["moved"] == ["morphometry"]  # a CNN out of distribution is no judge
 
 

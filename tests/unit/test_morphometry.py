@@ -342,9 +342,10 @@ def test_report_markdown_and_figure():
         plt.close(fig)
 
 
-def test_per_image_measures_count_the_seed_invariant_sets_once_and_leave_out_outliers():
-    """Two seeds' scores: the held-out reals and the ceiling set from the first seed only, the
-    generated sets of both; outliers dropped; held-out reals first, as HELD_OUT."""
+def test_per_image_measures_take_reference_sets_from_their_table_and_leave_out_outliers():
+    """The references' table and two seeds' tables (each holding the references again, with
+    that seed's CNN): the held-out reals and the ceiling set from the references' table, the
+    generated sets of both seeds; outliers dropped; held-out reals first, as HELD_OUT."""
 
     def scores(seed: int) -> pd.DataFrame:
         rows = [
@@ -358,7 +359,9 @@ def test_per_image_measures_count_the_seed_invariant_sets_once_and_leave_out_out
         table = pd.DataFrame(rows, columns=["condition", "group", "outlier"])
         return table.assign(seed=seed, ventricle_area_mm2=np.arange(6) + 10.0 * seed)
 
-    per_image = per_image_measures([scores(0), scores(1)])
+    references = scores(0)
+    references = references[~references["condition"].isin(["gen"])]
+    per_image = per_image_measures(references, [scores(0), scores(1)])
     assert per_image["source"].tolist() == [HELD_OUT] * 2 + ["gen"] * 2 + ["ceiling_vae32"]
     assert per_image["seed"].tolist() == [0, 0, 0, 1, 0]
     assert per_image["ventricle_area_mm2"].tolist() == [3.0, 5.0, 0.0, 10.0, 2.0]

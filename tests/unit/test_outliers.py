@@ -15,6 +15,7 @@ from brainmr.evaluate.outliers import (
     REAL_CONDITION,
     best_loglik,
     flag_outliers,
+    flag_references,
     flagged_sets,
     is_generated,
     outlier_threshold,
@@ -51,7 +52,7 @@ def test_flagged_sets_split_generated_from_reals_and_ceiling_sets():
         ("ceiling/AD/0.png", ceiling, -95.0),
         ("ceiling/AD/1.png", ceiling, -10.5),
     ]
-    generated = pd.DataFrame(rows, columns=["path", "condition", "loglik_AD"]).assign(group="AD")
+    table = pd.DataFrame(rows, columns=["path", "condition", "loglik_AD"]).assign(group="AD")
     real = pd.DataFrame(
         {
             "path": [f"real/{i}.png" for i in range(9)],
@@ -60,11 +61,13 @@ def test_flagged_sets_split_generated_from_reals_and_ceiling_sets():
             "loglik_AD": [-10.0, -11.0, -9.0, -10.5, -9.5, -10.2, -9.8, -10.0, -80.0],
         }
     )
-    scores = flag_outliers(
-        generated.assign(loglik_CN=lambda t: t["loglik_AD"] - 1.0),
+    table = table.assign(loglik_CN=lambda t: t["loglik_AD"] - 1.0)
+    references = flag_references(
         real.assign(loglik_CN=lambda t: t["loglik_AD"] - 1.0),
+        table[table["condition"] == ceiling],
         mad_k=5.0,
     )
+    scores = flag_outliers(table[table["condition"] != ceiling], references)
     assert is_generated(scores["condition"]).tolist() == [True] * 3 + [False] * 11
     split = flagged_sets(scores)
     assert split.generated["path"].tolist() == [

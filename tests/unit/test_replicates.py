@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from brainmr.evaluate.outliers import flag_outliers
+from brainmr.evaluate.outliers import flag_outliers, flag_references
 from brainmr.evaluate.replicates import (
     compare_conditions,
     likelihood_verdict_on_reals,
@@ -50,7 +50,7 @@ def one_seed(seed, counts, rng, real):
     real = real.copy()
     first_cn = real.index[(real.group == "AD") & (real.prob_AD < 0.5)][:seed]
     real.loc[first_cn, ["prob_AD", "predicted"]] = [0.9, "AD"]
-    scores = flag_outliers(generated, real, mad_k=5.0)
+    scores = flag_outliers(generated, flag_references(real, real.iloc[:0], mad_k=5.0))
     metrics = pd.DataFrame(
         [
             {"condition": c, "group": g, "cnn_interpretable": c != "nobrain", "ood_reason": ""}
@@ -80,12 +80,13 @@ def run():
         counts |= {("nobrain", "AD"): (99, 80, 7), ("nobrain", "CN"): (100, 3, 5)}
     reals = real_scores(rng)
     out = [one_seed(s, c, np.random.default_rng(s), reals) for s, c in seeds.items()]
-    return out[0][0], pd.concat([table for _, table in out], ignore_index=True)
+    references = flag_references(reals, reals.iloc[:0], mad_k=5.0)
+    return references, out[0][0], pd.concat([table for _, table in out], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
 def by_seed(run):
-    return run[1]
+    return run[2]
 
 
 def row(table, seed, condition, group):
@@ -111,7 +112,8 @@ def test_outlier_rule_is_applied_to_reals_and_flags_a_failed_image():
     real = pd.concat([score_table("real", g, 30, 0, 0, rng) for g in ("AD", "CN")])
     real.iloc[0, real.columns.get_loc("loglik_AD")] = -700.0  # one real far below the rest
     real.iloc[0, real.columns.get_loc("loglik_CN")] = -702.0
-    scores = flag_outliers(generated, real.reset_index(drop=True), mad_k=5.0)
+    real = real.reset_index(drop=True)
+    scores = flag_outliers(generated, flag_references(real, real.iloc[:0], mad_k=5.0))
     flagged = scores[scores.outlier]
     assert set(flagged.path) == {"brain/AD/3.png", "real/AD/0.png"}
     # the threshold is median - 5 x normal-scaled MAD of the reals' best log-likelihood
@@ -121,8 +123,8 @@ def test_outlier_rule_is_applied_to_reals_and_flags_a_failed_image():
 
 
 def test_summary_headline_is_the_seed_mean_and_pooled_counts_are_secondary(run):
-    first, by_seed = run
-    summary = summarise(by_seed, first)
+    references, _, by_seed = run
+    summary = summarise(by_seed, references)
     s = summary[(summary.condition == "brain") & (summary.group == "AD")].iloc[0]
     assert s.n == 300 and s.predicted_AD == 12 and s.misclassified == 282
     assert s.predicted_AD_per_seed == "3/100, 5/100, 4/100"
@@ -147,8 +149,8 @@ def test_real_rows_are_counted_once_and_their_cnn_across_seeds(run):
     """The held-out reals are the same 20 images in every seed: 3 of 20 misclassified is 3/20
     with a Wilson interval on 20 images, not 9/60; the log-likelihood interval is across the
     images (not of zero width across identical seeds); the CNN, one per seed, varies."""
-    first, by_seed = run
-    summary = summarise(by_seed, first)
+    references, _, by_seed = run
+    summary = summarise(by_seed, references)
     r = summary[(summary.condition == "real") & (summary.group == "AD")].iloc[0]
     assert r.n == 20 and r.misclassified == 3
     ci = stats.binomtest(3, 20).proportion_ci(method="wilson")
@@ -156,7 +158,8 @@ def test_real_rows_are_counted_once_and_their_cnn_across_seeds(run):
         (ci.low, ci.high)
     )
     assert r.misclassified_seed_mean == pytest.approx(0.15)
-    real = first[(first.condition == "real") & (first.group == "AD") & ~first.outlier]
+    real = references[references.group == "AD"]
+    real = real[(real.condition == "real") & ~real.outlier]
     low, high = stats.t.interval(
         0.95, len(real) - 1, loc=real.loglik_AD.mean(), scale=stats.sem(real.loglik_AD)
     )
@@ -169,7 +172,7 @@ def test_real_rows_are_counted_once_and_their_cnn_across_seeds(run):
 
 
 def test_a_set_missing_from_set_metrics_is_withheld(run):
-    first, _ = run
+    _, first, _ = run
     metrics = pd.DataFrame(
         [{"condition": "brain", "group": "AD", "cnn_interpretable": True, "ood_reason": ""}]
     )

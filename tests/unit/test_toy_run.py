@@ -49,6 +49,7 @@ def test_missing_generated_set_is_an_error(toy_run, tmp_path):
     with pytest.raises(ValueError, match="fourth/AD"):
         summarise_replicates(
             scores=toy_run["scores"][:1],
+            references=toy_run["root"] / "references.tsv",
             set_metrics=toy_run["set_metrics"][:1],
             cnn_metrics=toy_run["cnn"][:1],
             seeds=[0],

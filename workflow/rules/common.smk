@@ -204,16 +204,11 @@ def per_seed(pattern, **wildcards):
 
 
 def score_tables(wildcards):
-    """The seed-free score tables of one replicate seed's generated sets and of the ceiling
-    sets (the held-out reals' is rule score_real's)."""
+    """The seed-free score tables of one replicate seed's generated sets."""
     return expand(
         "results/evaluate/seed{seed}/scores/{condition}_{group}.tsv",
         seed=wildcards.seed,
         condition=CONDITIONS,
-        group=GROUPS,
-    ) + expand(
-        "results/evaluate/scores/{condition}_{group}.tsv",
-        condition=map(ceiling_condition, BOTTLENECKS),
         group=GROUPS,
     )
 

@@ -172,10 +172,31 @@ rule judge_images:
         "../scripts/judge_images.py"
 
 
+rule flag_references:
+    input:
+        real=rules.score_real.output[0],
+        ceilings=expand(
+            rules.score_ceiling.output[0], bottleneck=BOTTLENECKS, group=GROUPS
+        ),
+    output:
+        # the held-out reals and the ceiling sets, flagged once (the threshold is the reals')
+        "results/evaluate/scores/references.tsv",
+    log:
+        "results/logs/flag_references.log",
+    benchmark:
+        "results/benchmarks/flag_references.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        mad_k=config["evaluate"]["outlier_mad_k"],
+    script:
+        "../scripts/flag_references.py"
+
+
 rule flag_outliers:
     input:
         generated=score_tables,
-        real=rules.score_real.output[0],
+        references=rules.flag_references.output[0],
         cnn=cnn_tables,
     output:
         "results/evaluate/seed{seed}/scores.tsv",
@@ -185,8 +206,6 @@ rule flag_outliers:
         "results/benchmarks/flag_outliers/seed{seed}.tsv"
     conda:
         "../../envs/evaluate.yaml"
-    params:
-        mad_k=config["evaluate"]["outlier_mad_k"],
     script:
         "../scripts/flag_outliers.py"
 
@@ -240,6 +259,7 @@ rule measure_kde_sensitivity:
 rule summarise_replicates:
     input:
         scores=per_seed(rules.flag_outliers.output[0]),
+        references=rules.flag_references.output[0],
         set_metrics=per_seed(rules.measure_sets.output[0]),
         cnn=per_seed(rules.train_classifier.output.metrics),
         reals=rules.measure_real_morphometry.output[0],

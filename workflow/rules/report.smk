@@ -96,6 +96,7 @@ rule draw_figures:
 rule report_morphometry:
     input:
         morphometry=rules.summarise_replicates.output.morphometry,
+        references=rules.flag_references.output[0],
         scores=per_seed(rules.flag_outliers.output[0]),
     output:
         csv=report(

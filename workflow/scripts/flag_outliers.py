@@ -6,8 +6,7 @@ from brainmr.logs import log_to
 log_to(snakemake.log[0])
 flag_outlier_files(
     generated=snakemake.input.generated,
-    real=snakemake.input.real,
+    references=snakemake.input.references,
     cnn=snakemake.input.cnn,
     out_tsv=snakemake.output[0],
-    mad_k=snakemake.params.mad_k,
 )

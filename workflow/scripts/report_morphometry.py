@@ -7,6 +7,7 @@ from brainmr.report.morphometry import write_morphometry
 log_to(snakemake.log[0])
 write_morphometry(
     morphometry=snakemake.input.morphometry,
+    references=snakemake.input.references,
     scores=snakemake.input.scores,
     conditions=conditions_from(snakemake.params.conditions),
     run_label=snakemake.params.run_label,

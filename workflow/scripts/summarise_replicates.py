@@ -6,6 +6,7 @@ from brainmr.logs import log_to
 log_to(snakemake.log[0])
 summarise_replicates(
     scores=snakemake.input.scores,
+    references=snakemake.input.references,
     set_metrics=snakemake.input.set_metrics,
     cnn_metrics=snakemake.input.cnn,
     seeds=snakemake.params.seeds,

@@ -16,8 +16,8 @@ from scipy import stats as sps
 
 from brainmr import GROUPS
 from brainmr.conditions import REAL_CONDITION
-from brainmr.evaluate.ceiling import is_ceiling
 from brainmr.evaluate.morphometry import HELD_OUT, MEASURES, REAL_SPLITS, TRAIN
+from brainmr.evaluate.outliers import is_generated
 from brainmr.evaluate.ratio import fieller_ratio
 from brainmr.evaluate.stats import mean_interval
 from brainmr.io import as_bool, require_columns, require_groups
@@ -263,18 +263,14 @@ def morphometry_differences(
     return pd.DataFrame(rows)
 
 
-def per_image_measures(scores: list[pd.DataFrame]) -> pd.DataFrame:
-    """Every image's measures from the seeds' flagged score tables (first seed first), outliers
-    left out as in Table 1: the held-out reals and the ceiling sets from the first seed (the same
-    images in every seed), the generated sets from every seed. Column ``source``: the condition,
-    the held-out reals as HELD_OUT; rows: HELD_OUT first, then the sources in order of
-    appearance."""
-    frames = []
-    for i, table in enumerate(scores):
-        table = table[~as_bool(table["outlier"], "outlier")]
-        once = (table["condition"] == REAL_CONDITION) | table["condition"].map(is_ceiling)
-        frames.append(table if i == 0 else table[~once])
-    per_image = pd.concat(frames, ignore_index=True)
+def per_image_measures(references: pd.DataFrame, scores: list[pd.DataFrame]) -> pd.DataFrame:
+    """Every image's measures, outliers left out as in Table 1: the held-out reals and the
+    ceiling sets from ``references`` (their flagged seed-free scores), the generated sets from
+    every seed's table. Column ``source``: the condition, the held-out reals as HELD_OUT; rows:
+    HELD_OUT first, then the sources in order of appearance (generated, then ceiling)."""
+    generated = [table[is_generated(table["condition"])] for table in scores]
+    per_image = pd.concat([*generated, references], ignore_index=True)
+    per_image = per_image[~as_bool(per_image["outlier"], "outlier")]
     per_image["source"] = per_image["condition"].replace({REAL_CONDITION: HELD_OUT})
     order = [HELD_OUT, *[c for c in dict.fromkeys(per_image["source"]) if c != HELD_OUT]]
     return per_image.set_index("source").loc[order].reset_index()

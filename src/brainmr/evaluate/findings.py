@@ -27,11 +27,13 @@ def excludes_zero(low: float, high: float) -> bool:
     return bool(np.isfinite(low) and np.isfinite(high) and (low > 0 or high < 0))
 
 
-def _per_subject(scores: list[pd.DataFrame], condition: str, group: str) -> pd.DataFrame:
-    """Per subject of a seed-invariant set (outliers left out): the share of the seeds' CNNs
-    that call it AD, whether the likelihood verdict does (1/0), and the anatomy measure."""
-    first = scores[0]
-    part = first[(first["condition"] == condition) & (first["group"] == group)]
+def _per_subject(
+    references: pd.DataFrame, scores: list[pd.DataFrame], condition: str, group: str
+) -> pd.DataFrame:
+    """Per subject of a reference set (``references``: flagged seed-free scores, outliers left
+    out): the share of the seeds' CNNs (``scores``: each seed's table) that call it AD, whether
+    the likelihood verdict does (1/0), and the anatomy measure."""
+    part = references[(references["condition"] == condition) & (references["group"] == group)]
     part = part[~as_bool(part["outlier"], "outlier")]
     verdict = likelihood_verdict(
         part["loglik_AD"].to_numpy(float), part["loglik_CN"].to_numpy(float)
@@ -71,10 +73,15 @@ def paired_shift(real: pd.DataFrame, through: pd.DataFrame, n_boot: int, seed: i
 
 
 def ceiling_shifts(
-    summary: pd.DataFrame, scores: list[pd.DataFrame], n_boot: int = 2000, seed: int = 0
+    summary: pd.DataFrame,
+    references: pd.DataFrame,
+    scores: list[pd.DataFrame],
+    n_boot: int = 2000,
+    seed: int = 0,
 ) -> list[dict]:
     """Per ceiling set and class: each judge on the held-out reals and on the same subjects
-    through the bottleneck (``scores``: every seed's flagged scores, first seed first), the
+    through the bottleneck (``references``: the flagged seed-free scores; ``scores``: every
+    seed's table, for its CNN's calls), the
     shift with its interval, and which judges it moved (interval excludes 0; the CNN only
     where the ceiling set is in its distribution)."""
     out = []
@@ -85,8 +92,8 @@ def ceiling_shifts(
             row = summary[(summary["condition"] == condition) & (summary["group"] == group)]
             inside = bool(row["cnn_interpretable"].iloc[0]) if len(row) else False
             shift = paired_shift(
-                _per_subject(scores, REAL_CONDITION, group),
-                _per_subject(scores, condition, group),
+                _per_subject(references, scores, REAL_CONDITION, group),
+                _per_subject(references, scores, condition, group),
                 n_boot,
                 seed,
             )
@@ -160,6 +167,7 @@ def findings(
     summary: pd.DataFrame,
     by_seed: pd.DataFrame,
     morphometry: pd.DataFrame,
+    references: pd.DataFrame,
     scores: list[pd.DataFrame],
     conditions: list,
     n_boot: int = 2000,
@@ -167,7 +175,7 @@ def findings(
 ) -> dict:
     return {
         "anatomy_measure": ANATOMY,
-        "ceiling": ceiling_shifts(summary, scores, n_boot, seed),
+        "ceiling": ceiling_shifts(summary, references, scores, n_boot, seed),
         "anatomy": anatomy_reproduced(morphometry),
         "separation": [judge_separation(by_seed, morphometry, c) for c in conditions],
     }

@@ -28,6 +28,7 @@ from brainmr.io import require_columns
 
 log = logging.getLogger(__name__)
 
+FLAG_COLUMNS = ["best_loglik", "threshold", "outlier"]
 RULE = "best log-likelihood < median - k x MAD of the held-out reals' best log-likelihoods"
 
 
@@ -79,48 +80,81 @@ def read_scores(paths: list[Path], what: str, columns=SEED_FREE_COLUMNS) -> pd.D
 
 
 def with_cnn(scores: pd.DataFrame, cnn: pd.DataFrame) -> pd.DataFrame:
-    """Seed-free scores joined with one seed's CNN outputs (CNN_COLUMNS) image by image, in the
-    score table's columns and row order."""
+    """Seed-free scores (flagged or not) joined with one seed's CNN outputs (CNN_COLUMNS) image
+    by image, in SCORE_COLUMNS order, then the flags, in the score table's row order."""
     joined = scores.merge(cnn, on="path", how="left", validate="one_to_one")
     missing = joined.loc[joined["prob_AD"].isna(), "path"]
     if len(missing):
         raise ValueError(f"no CNN output for {len(missing)} image(s), e.g. {missing.iloc[0]}")
-    return joined[SCORE_COLUMNS]
+    return joined[SCORE_COLUMNS + [c for c in FLAG_COLUMNS if c in scores]]
 
 
-def flag_outliers(generated: pd.DataFrame, real: pd.DataFrame, mad_k: float) -> pd.DataFrame:
-    """Generated and held-out real scores in one table, with best_loglik, threshold, outlier."""
+def flag_references(real: pd.DataFrame, ceilings: pd.DataFrame, mad_k: float) -> pd.DataFrame:
+    """The held-out reals and the ceiling sets (seed-free scores, the same in every seed) in one
+    table with best_loglik, threshold and outlier; the threshold comes from the reals alone."""
     if (real["condition"] != REAL_CONDITION).any():
         raise ValueError(f"held-out real scores must have condition {REAL_CONDITION!r}")
-    if (generated["condition"] == REAL_CONDITION).any():
-        raise ValueError(f"a prompt condition may not be called {REAL_CONDITION!r}")
-    scores = pd.concat([generated, real], ignore_index=True)
-    scores["best_loglik"] = best_loglik(scores)
+    if len(ceilings) and not ceilings["condition"].map(is_ceiling).all():
+        raise ValueError("ceiling scores must have ceiling conditions only")
     threshold = outlier_threshold(best_loglik(real), mad_k)
-    scores["threshold"] = threshold
+    return flag_below(pd.concat([ceilings, real], ignore_index=True), threshold)
+
+
+def flag_below(scores: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Scores with best_loglik, the threshold and outlier (best log-likelihood below it)."""
+    scores = scores.assign(best_loglik=best_loglik(scores), threshold=threshold)
     scores["outlier"] = scores["best_loglik"] < threshold
     return scores
 
 
-def flag_outlier_files(
-    *, generated: list[Path], real: Path, cnn: list[Path], out_tsv: Path, mad_k: float
+def flag_outliers(generated: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
+    """One seed's generated scores flagged with the references' threshold (``flag_references``),
+    in one table with the references (generated rows first)."""
+    if (generated["condition"] == REAL_CONDITION).any():
+        raise ValueError(f"a prompt condition may not be called {REAL_CONDITION!r}")
+    threshold = float(references["threshold"].iloc[0])
+    generated = flag_below(generated, threshold)
+    return pd.concat([generated, references[generated.columns]], ignore_index=True)
+
+
+def flag_reference_files(
+    *, real: Path, ceilings: list[Path], out_tsv: Path, mad_k: float
 ) -> pd.DataFrame:
-    """Read one seed's seed-free score tables (its generated sets, the ceiling sets and the
-    held-out reals) and that seed's CNN outputs on them, flag outliers, write them all."""
-    judged = read_scores([Path(p) for p in cnn], "CNN", CNN_COLUMNS)
-    scores = flag_outliers(
-        with_cnn(read_scores([Path(p) for p in generated], "generated"), judged),
-        with_cnn(read_scores([Path(real)], "held-out real"), judged),
-        mad_k,
+    """Read the held-out reals' and the ceiling sets' seed-free scores, flag them, write them:
+    once for all seeds (``flag_references``)."""
+    ceiling = (
+        read_scores([Path(p) for p in ceilings], "ceiling")
+        if ceilings
+        else pd.DataFrame(columns=SEED_FREE_COLUMNS)
     )
+    scores = flag_references(read_scores([Path(real)], "held-out real"), ceiling, mad_k)
     is_real = scores["condition"] == REAL_CONDITION
     log.info(
-        "outlier threshold %.2f: %d of %d generated, %d of %d held-out real flagged",
+        "outlier threshold %.2f: %d of %d held-out real, %d of %d ceiling images flagged",
         scores["threshold"].iloc[0],
-        int(scores.loc[~is_real, "outlier"].sum()),
-        int((~is_real).sum()),
         int(scores.loc[is_real, "outlier"].sum()),
         int(is_real.sum()),
+        int(scores.loc[~is_real, "outlier"].sum()),
+        int((~is_real).sum()),
+    )
+    io.write_tsv(out_tsv, scores)
+    return scores
+
+
+def flag_outlier_files(
+    *, generated: list[Path], references: Path, cnn: list[Path], out_tsv: Path
+) -> pd.DataFrame:
+    """One seed's table: its generated sets' seed-free scores flagged with the references'
+    threshold, the flagged references, and the seed's CNN outputs on every image."""
+    judged = read_scores([Path(p) for p in cnn], "CNN", CNN_COLUMNS)
+    flagged = flag_outliers(
+        read_scores([Path(p) for p in generated], "generated"), io.read_tsv(references)
+    )
+    scores = with_cnn(flagged, judged)
+    log.info(
+        "%d of %d generated images flagged",
+        int(scores.loc[is_generated(scores["condition"]), "outlier"].sum()),
+        int(is_generated(scores["condition"]).sum()),
     )
     io.write_tsv(out_tsv, scores)
     return scores

@@ -181,19 +181,19 @@ def _pooled(part: pd.DataFrame, row: dict, counts) -> dict:
     return row
 
 
-def _once(images: pd.DataFrame, group: str, row: dict) -> dict:
-    """Figures that do not change with the seed (KDE, outlier rule, morphometry), counted once:
-    means over the set's kept images with t intervals across them, the likelihood count with a
-    Wilson interval (independent subjects), as the headline and as the pooled figure."""
-    kept = images[~images["outlier"]]
-    table = set_row(kept, group)
+def _seed_free(images: pd.DataFrame, group: str, row: dict) -> dict:
+    """A reference set's figures that do not change with the seed (KDE, outlier rule,
+    morphometry): means over the set's kept images with t intervals across them, the likelihood
+    count with a Wilson interval (independent subjects), as the headline and as the pooled
+    figure."""
+    kept = images[~as_bool(images["outlier"], "outlier")]
+    k, n = int(misclassified(kept, group).sum()), len(kept)
     kept = kept.assign(loglik_CN_minus_AD=kept["loglik_CN"] - kept["loglik_AD"])
     for column in SEED_INVARIANT_MEANS:
         if column not in kept:
             continue
         stats = mean_interval(kept[column].to_numpy(float), bounds=BOUNDS.get(column))
         row |= {f"{column}_{k}": stats[k] for k in ("mean", "sd", "low", "high")}
-    k, n = table["misclassified"], table["n"]
     low, high = wilson_interval(k, n)
     row |= {"misclassified": k, "misclassified_pooled": k / n if n else np.nan}
     row |= {"misclassified_pooled_low": low, "misclassified_pooled_high": high}
@@ -203,10 +203,10 @@ def _once(images: pd.DataFrame, group: str, row: dict) -> dict:
     return row
 
 
-def summarise(by_seed: pd.DataFrame, first_scores: pd.DataFrame) -> pd.DataFrame:
+def summarise(by_seed: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
     """One row per set across seeds (see the module's docstring for the unit of each figure).
-    ``first_scores``: the first seed's flagged scores, for the per-image figures of the real and
-    ceiling sets (identical in every seed)."""
+    ``references``: the flagged seed-free scores of the held-out reals and the ceiling sets
+    (``outliers.flag_references``), for their per-image figures."""
     rows = []
     for (condition, group), part in by_seed.groupby(["condition", "group"], sort=False):
         kind = kind_of(condition)
@@ -215,10 +215,10 @@ def summarise(by_seed: pd.DataFrame, first_scores: pd.DataFrame) -> pd.DataFrame
             row |= {"n": int(part["n"].iloc[0]), "n_outliers": int(part["n_outliers"].iloc[0])}
             row["unit"] = "images (KDE, outliers, morphometry); seeds' CNNs (CNN)"
             row = _across_seeds(part, row, CNN_MEANS, CNN_COUNTS)
-            images = first_scores[
-                (first_scores["condition"] == condition) & (first_scores["group"] == group)
+            images = references[
+                (references["condition"] == condition) & (references["group"] == group)
             ]
-            row = _once(images, group, row)
+            row = _seed_free(images, group, row)
         else:
             row |= {"n": int(part["n"].sum()), "n_outliers": int(part["n_outliers"].sum())}
             row["unit"] = "seeds" if kind == "generated" else "seeds (outlier images)"
@@ -325,13 +325,10 @@ def cnn_summary(cnn_metrics: list[dict], seeds: list[int]) -> dict:
     }
 
 
-def read_scores(path: Path) -> pd.DataFrame:
-    return io.read_tsv(path)
-
-
 def summarise_replicates(
     *,
     scores: list[Path],
+    references: Path,
     set_metrics: list[Path],
     cnn_metrics: list[Path],
     seeds: list[int],
@@ -345,33 +342,37 @@ def summarise_replicates(
     out_morphometry: Path,
     out_findings: Path,
 ) -> None:
-    """Read each seed's flagged scores, set metrics and CNN metrics (lists in ``seeds`` order)
-    and the real slices' morphometry; write the by-seed table, the summary, the comparisons,
-    the judges' figures on held-out reals, the morphometric differences and the findings."""
+    """Read each seed's flagged scores, set metrics and CNN metrics (lists in ``seeds`` order),
+    the flagged seed-free scores of the reference sets and the real slices' morphometry; write
+    the by-seed table, the summary, the comparisons, the judges' figures on held-out reals, the
+    morphometric differences and the findings."""
     if not (len(scores) == len(set_metrics) == len(cnn_metrics) == len(seeds)):
         raise ValueError("one scores, set-metrics and CNN-metrics file per seed expected")
-    tables = []
-    for seed, score_path, metrics_path in zip(seeds, scores, set_metrics, strict=True):
-        table = read_scores(score_path)
-        metrics = io.read_tsv(metrics_path)
-        tables.append(seed_rows(table, metrics, seed, conditions))
-    by_seed = pd.concat(tables, ignore_index=True)
-    first = read_scores(scores[0])
+    per_seed = [io.read_tsv(p) for p in scores]
+    by_seed = pd.concat(
+        [
+            seed_rows(table, io.read_tsv(metrics_path), seed, conditions)
+            for seed, table, metrics_path in zip(seeds, per_seed, set_metrics, strict=True)
+        ],
+        ignore_index=True,
+    )
+    refs = io.read_tsv(references)
     verdict = {
-        "kde_verdict_on_heldout_reals": likelihood_verdict_on_reals(first, n_bootstrap, seeds[0]),
+        "kde_verdict_on_heldout_reals": likelihood_verdict_on_reals(refs, n_bootstrap, seeds[0]),
         "cnn": cnn_summary([io.read_json(p) for p in cnn_metrics], seeds),
-        "outlier_threshold": float(first["threshold"].iloc[0]),
+        "outlier_threshold": float(refs["threshold"].iloc[0]),
         "outliers_per_seed": [outlier_counts(by_seed, s) for s in seeds],
         "seeds": seeds,
     }
-    summary = summarise(by_seed, first)
-    held = first[first["condition"] == REAL_CONDITION]
+    summary = summarise(by_seed, refs)
+    kept = ~as_bool(refs["outlier"], "outlier")
+    held = refs["condition"] == REAL_CONDITION
     morphometry = morphometry_differences(
         by_seed,
         io.read_tsv(reals),
         conditions,
-        ceilings=first[first["condition"].map(is_ceiling) & ~as_bool(first["outlier"], "outlier")],
-        held_out_outliers=held.loc[as_bool(held["outlier"], "outlier"), "subject"].astype(str),
+        ceilings=refs[refs["condition"].map(is_ceiling) & kept],
+        held_out_outliers=refs.loc[held & ~kept, "subject"],
         seed=seeds[0],
     )
     io.write_tsv(out_by_seed, by_seed)
@@ -385,7 +386,8 @@ def summarise_replicates(
             summary=summary,
             by_seed=by_seed,
             morphometry=morphometry,
-            scores=[first, *(read_scores(p) for p in scores[1:])],
+            references=refs,
+            scores=per_seed,
             conditions=conditions,
             n_boot=n_bootstrap,
             seed=seeds[0],

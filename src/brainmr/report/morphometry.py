@@ -166,6 +166,7 @@ def source_labels(sources, conditions: Mapping) -> dict[str, str]:
 def write_morphometry(
     *,
     morphometry: Path,
+    references: Path,
     scores: list[Path],
     conditions: Mapping,
     run_label: str,
@@ -175,10 +176,10 @@ def write_morphometry(
     out_figure: Path,
 ) -> None:
     """morphometry.csv/.md from evaluate's differences table, and the figure of every image's
-    measures: held-out reals and ceiling sets from the first seed (the same in every seed), the
-    generated sets of every seed; outliers left out as in Table 1."""
+    measures: held-out reals and ceiling sets from their seed-free table, the generated sets of
+    every seed; outliers left out as in Table 1."""
     diffs = io.read_tsv(morphometry).astype({"seed": str})  # seeds and "all"
-    per_image = per_image_measures([io.read_tsv(p) for p in scores])
+    per_image = per_image_measures(io.read_tsv(references), [io.read_tsv(p) for p in scores])
     sources = list(dict.fromkeys(per_image["source"]))
     labels = source_labels(sources + list(diffs["source"].unique()), conditions)
     with io.atomic_path(out_csv) as tmp:
