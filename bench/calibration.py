@@ -5,7 +5,7 @@ sizes and at the paper's (300 AD / 400 CN, config/adni.yaml's split fractions, i
 
 Prints one table (nominal and achieved figure with a Monte-Carlo interval per judge and case),
 writes it as JSON, and exits 1 when a figure misses its goal (rows with a known limit at that
-scale are marked and do not fail). The simulations are brainmr.evaluate.calibration's."""
+scale are marked and do not fail). The simulations are brainmr.evaluate.studies.calibration's."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from _common import machine, write_json  # bench/ is this script's folder
 
-from brainmr.evaluate.calibration import calibrate, scale_from_config
+from brainmr.evaluate.studies.calibration import calibrate, scale_from_config
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = {"guard": 200, "intervals": 2000, "age": 200, "tests": 1000}

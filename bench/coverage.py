@@ -22,10 +22,10 @@ from PIL import Image
 
 from brainmr import GROUPS, SLICE_SIZE
 from brainmr.config import stage_config
-from brainmr.evaluate.classifier import extract_features, load_classifier
 from brainmr.evaluate.config import JudgeConfig
 from brainmr.evaluate.images import load_normalised, rescale_foreground
-from brainmr.evaluate.sets import matched_fidelity
+from brainmr.evaluate.judges.classifier import extract_features, load_classifier
+from brainmr.evaluate.judges.sets import matched_fidelity
 
 
 def through_resolution(images: np.ndarray, size: int) -> np.ndarray:

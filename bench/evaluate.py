@@ -39,12 +39,12 @@ def evaluate_overrides(config_file: str) -> dict:
 
 def run_size(name: str, epochs: int, threads: int) -> dict:
     from brainmr.config import stage_config
-    from brainmr.evaluate.classifier import fit_cnn, predict_proba
     from brainmr.evaluate.config import ClassifierConfig, KdeConfig
     from brainmr.evaluate.images import flatten, rescale_foreground
-    from brainmr.evaluate.kde import fit_kde_model
-    from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours
-    from brainmr.evaluate.stats import ad_labels
+    from brainmr.evaluate.judges.classifier import fit_cnn, predict_proba
+    from brainmr.evaluate.judges.kde import fit_kde_model
+    from brainmr.evaluate.judges.metrics import brain_mask, masked_nearest_neighbours
+    from brainmr.evaluate.stats.binary import ad_labels
     from brainmr.evaluate.toy import toy_slices
     from brainmr.threads import limit_threads
 

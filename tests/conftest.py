@@ -117,7 +117,7 @@ def kde_files(toy_split):
     """The KDE fitted on toy_split's training slices (default config): (model, summary JSON)."""
     from toy_evaluation import kde_config
 
-    from brainmr.evaluate.kde import fit_kde
+    from brainmr.evaluate.judges.kde import fit_kde
 
     out_model, out_json = toy_split["root"] / "kde.joblib", toy_split["root"] / "kde.json"
     fit_kde(train=toy_split["train"], out_model=out_model, out_json=out_json, cfg=kde_config())

@@ -14,7 +14,7 @@ from scipy.special import logsumexp
 from brainmr import io
 from brainmr.config import stage_config
 from brainmr.evaluate.config import ClassifierConfig, KdeConfig
-from brainmr.evaluate.kde import score_coordinates
+from brainmr.evaluate.judges.kde import score_coordinates
 
 Z95 = 1.959963984540054  # standard normal 97.5% quantile
 

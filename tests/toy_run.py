@@ -16,14 +16,14 @@ from toy_evaluation import write_slices
 from brainmr import io
 from brainmr.conditions import conditions_from
 from brainmr.config import stage_config
-from brainmr.evaluate.classifier import train_classifier
 from brainmr.evaluate.config import ClassifierConfig, JudgeConfig, KdeConfig
-from brainmr.evaluate.kde import fit_kde
-from brainmr.evaluate.kde_sensitivity import kde_sensitivity_file
-from brainmr.evaluate.outliers import flag_outlier_files, flag_reference_files
-from brainmr.evaluate.replicates import summarise_replicates
-from brainmr.evaluate.scoring import judge_images, real_morphometry_file, score_images
-from brainmr.evaluate.sets import set_metrics_file
+from brainmr.evaluate.judges.classifier import train_classifier
+from brainmr.evaluate.judges.kde import fit_kde
+from brainmr.evaluate.judges.outliers import flag_outlier_files, flag_reference_files
+from brainmr.evaluate.judges.scoring import judge_images, real_morphometry_file, score_images
+from brainmr.evaluate.judges.sets import set_metrics_file
+from brainmr.evaluate.studies.kde_sensitivity import kde_sensitivity_file
+from brainmr.evaluate.table1.replicates import summarise_replicates
 from brainmr.evaluate.toy import toy_slices
 from brainmr.report import write_tables
 

@@ -1,5 +1,6 @@
 """The one stratified subject split of the project: the cohort's held-out test subjects
-(brainmr.cohort.loni) and the CNN's validation subjects (brainmr.evaluate.classifier) are both
+(brainmr.cohort.loni) and the CNN's validation subjects (brainmr.evaluate.judges.classifier) are
+both
 drawn by ``stratified_subjects``."""
 
 from __future__ import annotations

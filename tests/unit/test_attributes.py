@@ -1,4 +1,5 @@
-"""brainmr.evaluate.attributes: the age and sex judges learn anatomy that encodes age and sex,
+"""brainmr.evaluate.studies.attributes: the age and sex judges learn anatomy that encodes age and
+sex,
 and learn nothing when the ages they train on are shuffled (toy slices, tiny CNN, CPU)."""
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from toy_evaluation import wilson
 
 from brainmr import SLICE_SIZE, io
 from brainmr.config import stage_config
-from brainmr.evaluate.attributes import (
+from brainmr.evaluate.config import ClassifierConfig
+from brainmr.evaluate.images import load_normalised
+from brainmr.evaluate.studies.attributes import (
     PREDICTION_COLUMNS,
     load_attribute_judges,
     predict_attributes,
     train_attribute_judges,
 )
-from brainmr.evaluate.config import ClassifierConfig
-from brainmr.evaluate.images import load_normalised
 
 ARCH = {"channels": [8, 16], "dropout": 0.0}
 N_TRAIN, N_TEST = 32, 12
@@ -159,9 +160,9 @@ def test_instructed_images_follow_and_the_shuffled_baseline_does_not(scans, tmp_
     """Images drawn as asked (their anatomy encodes the requested age and sex) against a
     class-only model's images (random ages and sexes) paired with the same requests shuffled:
     the study's table shows r clearly above the baseline's, which is near 0."""
-    from brainmr.evaluate.following import instruction_table
-    from brainmr.evaluate.instructed import instruction_images
-    from brainmr.evaluate.morphometry import MEASURES
+    from brainmr.evaluate.judges.morphometry import MEASURES
+    from brainmr.evaluate.studies.following import instruction_table
+    from brainmr.evaluate.studies.instructed import instruction_images
 
     _, model = train(scans, tmp_path)
     judges = load_attribute_judges(model)

@@ -1,4 +1,4 @@
-"""brainmr.evaluate.balance: the train/test split's age and sex balance checks."""
+"""brainmr.evaluate.stats.balance: the train/test split's age and sex balance checks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from brainmr.evaluate.balance import split_balance
+from brainmr.evaluate.stats.balance import split_balance
 
 
 def split_frame(ages: list[float], prefix: str, sex: bool = True) -> pd.DataFrame:

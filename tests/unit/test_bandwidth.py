@@ -1,4 +1,4 @@
-"""brainmr.evaluate.bandwidth: the leave-one-out objective, the continuous search and the
+"""brainmr.evaluate.judges.bandwidth: the leave-one-out objective, the continuous search and the
 bandwidth rules, and why the verdict needs one shared bandwidth (synthetic Gaussians in KDE
 coordinates, so the right answer is known)."""
 
@@ -12,13 +12,13 @@ from sklearn.model_selection import GridSearchCV, LeaveOneOut
 from sklearn.neighbors import KernelDensity
 from toy_evaluation import direct_loglik, identical_classes, kde_config, prefer_cn
 
-from brainmr.evaluate.bandwidth import (
+from brainmr.evaluate.judges.bandwidth import (
     data_scale,
     leave_one_out_loglik,
     loo_objective,
     search_bandwidth,
 )
-from brainmr.evaluate.kde import fit_class_densities, fit_densities, fit_kde_model
+from brainmr.evaluate.judges.kde import fit_class_densities, fit_densities, fit_kde_model
 
 # The old per-class rule's grid (bandwidth_grid x the class's own scale), for the regression.
 OLD_GRID = [0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0]
@@ -117,7 +117,7 @@ def test_leave_one_out_matches_a_direct_computation():
 def test_an_optimum_at_a_search_bound_warns_and_is_recorded(caplog, bounds, side):
     # The LOO optimum of a standard normal sample in 4-D lies near 0.6 x scale, outside both.
     z, groups, _ = identical_classes(seed=6, n_ad=60, n_cn=60, d=4)
-    with caplog.at_level(logging.WARNING, logger="brainmr.evaluate.bandwidth"):
+    with caplog.at_level(logging.WARNING, logger="brainmr.evaluate.judges.bandwidth"):
         _, bandwidths, selection = fit_class_densities(
             z, groups, kde_config(bandwidth_bounds=bounds)
         )

@@ -1,4 +1,5 @@
-"""The calibration harness (brainmr.evaluate.calibration, bench/calibration.py) in small: every
+"""The calibration harness (brainmr.evaluate.studies.calibration, bench/calibration.py) in small:
+every
 judge and interval at the demo's and the paper's sizes meets its goal within Monte-Carlo error,
 and the harness itself tells a broken judge from a sound one."""
 
@@ -10,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from brainmr.evaluate import calibration
-from brainmr.evaluate.calibration import Scale, calibrate, scale_from_config
+from brainmr.evaluate.studies import calibration
+from brainmr.evaluate.studies.calibration import Scale, calibrate, scale_from_config
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))

@@ -1,4 +1,5 @@
-"""brainmr.evaluate.classifier: the AD/CN CNN's validation split, input size, training and held-out
+"""brainmr.evaluate.judges.classifier: the AD/CN CNN's validation split, input size, training and
+held-out
 report (toy images, CPU)."""
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from sklearn.metrics import roc_auc_score
 from toy_evaluation import classifier_config, wilson
 
 from brainmr import SLICE_SIZE, io
-from brainmr.evaluate.classifier import (
+from brainmr.evaluate.images import load_normalised
+from brainmr.evaluate.judges.classifier import (
     SliceCNN,
     extract_features,
     load_classifier,
     split_subjects,
     train_classifier,
 )
-from brainmr.evaluate.images import load_normalised
-from brainmr.evaluate.stats import reliability_table
+from brainmr.evaluate.stats.binary import reliability_table
 from brainmr.evaluate.toy import blob_image, toy_slices
 
 

@@ -23,7 +23,7 @@ from brainmr.cohort.anatomy import (
     template_anatomy,
 )
 from brainmr.evaluate.images import rescale_foreground as evaluation_normalise
-from brainmr.evaluate.morphometry import slice_morphometry
+from brainmr.evaluate.judges.morphometry import slice_morphometry
 from brainmr.preprocess.slicing import center_coronal_slice, scale_by_brain_percentile
 
 AGES = np.array([60, 63, 66, 70, 73, 76, 79, 83, 86, 89])  # spread over the demo's 60-89

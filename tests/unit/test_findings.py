@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from brainmr.conditions import conditions_from
-from brainmr.evaluate.findings import ceiling_shifts, judge_separation
+from brainmr.evaluate.table1.findings import ceiling_shifts, judge_separation
 from brainmr.report.findings import (
     anatomy_sentences,
     ceiling_sentences,

@@ -1,4 +1,5 @@
-"""brainmr.evaluate.following: instruction-following figures on numbers with known answers."""
+"""brainmr.evaluate.studies.following: instruction-following figures on numbers with known
+answers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from brainmr.evaluate.following import (
+from brainmr.evaluate.judges.morphometry import HELD_OUT
+from brainmr.evaluate.studies.following import (
     ACROSS,
     FIGURES,
     GENERATED,
@@ -24,7 +26,6 @@ from brainmr.evaluate.following import (
     sex_confusion,
     shuffled_requests,
 )
-from brainmr.evaluate.morphometry import HELD_OUT
 
 
 def requests(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -341,7 +342,7 @@ def test_instructed_images_keep_one_seeds_instructed_non_outliers():
 def test_an_always_male_sex_judge_is_not_valid_where_most_reals_are_male():
     """84 of 140 held-out reals male: a judge that always says M scores 60% (Wilson lower bound
     0.52 > 0.5, which the former bar took for skill); the majority share and the AUC refuse it."""
-    from brainmr.evaluate.following import follow_figures, sex_judge_valid
+    from brainmr.evaluate.studies.following import follow_figures, sex_judge_valid
 
     sexes = np.array(["M"] * 84 + ["F"] * 56)
     ages = np.linspace(60, 90, 140)
@@ -355,7 +356,7 @@ def test_an_always_male_sex_judge_is_not_valid_where_most_reals_are_male():
 
 
 def test_the_age_judge_needs_the_stated_minimum_r():
-    from brainmr.evaluate.following import MIN_AGE_R, age_judge_valid
+    from brainmr.evaluate.studies.following import MIN_AGE_R, age_judge_valid
 
     assert age_judge_valid({"age_r": 0.5, "age_r_low": 0.3})
     weak = {"age_r": MIN_AGE_R - 0.05, "age_r_low": 0.1}  # above 0 with confidence, yet weak

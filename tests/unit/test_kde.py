@@ -1,4 +1,4 @@
-"""brainmr.evaluate.kde: the PCA space, the class densities and their balance, the likelihood
+"""brainmr.evaluate.judges.kde: the PCA space, the class densities and their balance, the likelihood
 verdict, and the fitted model's files (toy slices and synthetic Gaussians, whose right answer is
 known). The bandwidth rule is tested in test_bandwidth.py, the sensitivity table in
 test_kde_sensitivity.py."""
@@ -15,7 +15,7 @@ from scipy.stats import norm
 from toy_evaluation import direct_loglik, identical_classes, kde_config, prefer_cn
 
 from brainmr.evaluate.images import flatten, load_normalised
-from brainmr.evaluate.kde import (
+from brainmr.evaluate.judges.kde import (
     fit_class_densities,
     fit_kde,
     fit_kde_model,

@@ -1,4 +1,4 @@
-"""brainmr.evaluate.kde_sensitivity: the table of Table 1's counts over PCA sizes, bandwidth
+"""brainmr.evaluate.studies.kde_sensitivity: the table of Table 1's counts over PCA sizes, bandwidth
 rules and balances, and its default variant against the fitted model (low-rank synthetic
 'images' and toy slices)."""
 
@@ -11,8 +11,8 @@ from scipy.stats import median_abs_deviation
 from toy_evaluation import kde_config
 
 from brainmr import io
-from brainmr.evaluate.kde import fit_kde_model, misclassified_mask, verdict_metrics
-from brainmr.evaluate.kde_sensitivity import (
+from brainmr.evaluate.judges.kde import fit_kde_model, misclassified_mask, verdict_metrics
+from brainmr.evaluate.studies.kde_sensitivity import (
     SENSITIVITY_COLUMNS,
     kde_sensitivity,
     kde_sensitivity_file,

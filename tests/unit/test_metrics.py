@@ -1,4 +1,5 @@
-"""brainmr.evaluate.metrics: the brain mask, nearest neighbours inside it, and the set metrics
+"""brainmr.evaluate.judges.metrics: the brain mask, nearest neighbours inside it, and the set
+metrics
 (KID, Frechet distance, precision/recall/density/coverage), checked against known answers and
 independent computations."""
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from brainmr.evaluate.metrics import (
+from brainmr.evaluate.judges.metrics import (
     brain_mask,
     frechet_distance,
     kid,

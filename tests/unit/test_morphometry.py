@@ -11,20 +11,20 @@ import pytest
 from scipy import stats as sps
 
 from brainmr import SLICE_SIZE
-from brainmr.evaluate.differences import (
-    class_difference,
-    morphometry_differences,
-    per_image_measures,
-)
 from brainmr.evaluate.images import rescale_foreground as evaluation_normalise
-from brainmr.evaluate.morphometry import (
+from brainmr.evaluate.judges.morphometry import (
     HELD_OUT,
     MEASURE_LABELS,
     MEASURES,
     morphometry_table,
     slice_morphometry,
 )
-from brainmr.evaluate.ratio import fieller_ratio
+from brainmr.evaluate.stats.ratio import fieller_ratio
+from brainmr.evaluate.table1.differences import (
+    class_difference,
+    morphometry_differences,
+    per_image_measures,
+)
 from brainmr.report.morphometry import morphometry_figure, morphometry_markdown
 
 WHITE, GREY, CSF = 0.7, 0.45, 0.1

@@ -1,4 +1,4 @@
-"""brainmr.evaluate.outliers: the robust low-likelihood rule flags clear failures (noise, a
+"""brainmr.evaluate.judges.outliers: the robust low-likelihood rule flags clear failures (noise, a
 blank image) and few real held-out slices (toy slices under the toy KDE); a flagged table split
 by kind of set."""
 
@@ -10,8 +10,8 @@ import pandas as pd
 from brainmr import SLICE_SIZE
 from brainmr.evaluate.ceiling import ceiling_condition
 from brainmr.evaluate.images import flatten, load_normalised, rescale_foreground
-from brainmr.evaluate.kde import load_kde
-from brainmr.evaluate.outliers import (
+from brainmr.evaluate.judges.kde import load_kde
+from brainmr.evaluate.judges.outliers import (
     REAL_CONDITION,
     best_loglik,
     flag_outliers,

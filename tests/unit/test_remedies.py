@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import scipy.stats as sps
 
-from brainmr.evaluate.remedies import ad_counts, compare_remedies
-from brainmr.evaluate.stats import mean_interval, wilson_interval
+from brainmr.evaluate.stats.intervals import mean_interval, wilson_interval
+from brainmr.evaluate.studies.remedies import ad_counts, compare_remedies
 from brainmr.report.remedies import remedies_forest, remedies_frame, remedies_markdown
 
 

@@ -1,4 +1,4 @@
-"""brainmr.evaluate.replicates and .outliers on score tables whose answers are known."""
+"""brainmr.evaluate.table1.replicates and .outliers on score tables whose answers are known."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from brainmr.evaluate.outliers import flag_outliers, flag_references
-from brainmr.evaluate.replicates import (
+from brainmr.evaluate.judges.outliers import flag_outliers, flag_references
+from brainmr.evaluate.stats.binary import bootstrap_binary_metrics
+from brainmr.evaluate.table1.replicates import (
     compare_conditions,
     likelihood_verdict_on_reals,
     outlier_counts,
     seed_rows,
     summarise,
 )
-from brainmr.evaluate.stats import bootstrap_binary_metrics
 
 CONDITIONS = ["brain", "nobrain"]
 

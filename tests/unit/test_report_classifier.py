@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brainmr.evaluate.classifier import HeldOut
-from brainmr.evaluate.stats import reliability_table
+from brainmr.evaluate.judges.classifier import HeldOut
+from brainmr.evaluate.stats.binary import reliability_table
 from brainmr.report.classifier import classifier_figures, plot_reliability, plot_roc
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from toy_run import CONDITIONS
 
-from brainmr.evaluate.outliers import REAL_CONDITION
-from brainmr.evaluate.replicates import OUTLIER_SET
+from brainmr.evaluate.judges.outliers import REAL_CONDITION
+from brainmr.evaluate.table1.replicates import OUTLIER_SET
 from brainmr.report.format import DASH, figure_title, fmt, header, interval, markdown_table
 from brainmr.report.labels import ordered, row_label, set_label
 

@@ -1,4 +1,5 @@
-"""brainmr.evaluate.scoring: per-image scores against the toy KDE and the training slices (nearest
+"""brainmr.evaluate.judges.scoring: per-image scores against the toy KDE and the training slices
+(nearest
 neighbour inside the brain), once per set; a toy CNN's P(AD) and features in one pass; the
 memorization call they feed."""
 
@@ -10,23 +11,23 @@ import pytest
 from toy_evaluation import classifier_config
 
 from brainmr import io
-from brainmr.evaluate.classifier import (
+from brainmr.evaluate.images import load_normalised
+from brainmr.evaluate.judges.classifier import (
     extract_features,
     load_classifier,
     predict_proba,
     train_classifier,
 )
-from brainmr.evaluate.images import load_normalised
-from brainmr.evaluate.metrics import memorization_summary, memorization_threshold
-from brainmr.evaluate.outliers import read_scores, with_cnn
-from brainmr.evaluate.scoring import (
+from brainmr.evaluate.judges.metrics import memorization_summary, memorization_threshold
+from brainmr.evaluate.judges.outliers import read_scores, with_cnn
+from brainmr.evaluate.judges.scoring import (
     CNN_COLUMNS,
     SCORE_COLUMNS,
     SEED_FREE_COLUMNS,
     judge_images,
     score_images,
 )
-from brainmr.evaluate.stats import THRESHOLD
+from brainmr.evaluate.stats.binary import THRESHOLD
 from brainmr.evaluate.toy import toy_slices
 
 
@@ -125,7 +126,7 @@ def test_one_cnn_pass_gives_the_same_p_ad_and_features_as_two(toy_split, classif
 
 def test_one_job_judges_every_set_of_a_seed(toy_split, classifier_file, tmp_path):
     """judge_image_sets (one job per seed) writes, per set, what judge_images writes alone."""
-    from brainmr.evaluate.scoring import judge_image_sets
+    from brainmr.evaluate.judges.scoring import judge_image_sets
 
     halves = {"a": toy_split["test"].iloc[:10], "b": toy_split["test"].iloc[10:]}
     for name, part in halves.items():

@@ -1,4 +1,4 @@
-"""brainmr.evaluate.sets: the out-of-distribution guard and size-matched fidelity, on feature
+"""brainmr.evaluate.judges.sets: the out-of-distribution guard and size-matched fidelity, on feature
 sets whose answer is known."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from scipy import stats
 
 from brainmr.config import stage_config
 from brainmr.evaluate.config import JudgeConfig
-from brainmr.evaluate.sets import (
+from brainmr.evaluate.judges.sets import (
     GuardSet,
     guard_verdict,
     matched_fidelity,

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from brainmr.cohort.loni import assign_split
-from brainmr.evaluate.classifier import split_subjects
+from brainmr.evaluate.judges.classifier import split_subjects
 from brainmr.splits import split_size, stratified_subjects
 
 

@@ -12,25 +12,20 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from toy_evaluation import Z95
 
-from brainmr.evaluate.ratio import fieller_ratio
-from brainmr.evaluate.stats import (
-    NO_SPREAD,
+from brainmr.evaluate.stats.binary import bootstrap_binary_metrics, brier_score, reliability_table
+from brainmr.evaluate.stats.intervals import (
     PROPORTION,
     accuracy_interval,
-    bootstrap_binary_metrics,
-    brier_score,
     clopper_pearson_interval,
     correlation_interval,
-    fisher_test,
     matched_size,
     mean_interval,
-    paired_seed_test,
-    reliability_table,
     robust_low_threshold,
     seed_fraction_summary,
-    sign_agreement,
     wilson_interval,
 )
+from brainmr.evaluate.stats.ratio import fieller_ratio
+from brainmr.evaluate.stats.tests import NO_SPREAD, fisher_test, paired_seed_test, sign_agreement
 
 # --- intervals on proportions -------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from toy_evaluation import wilson
 from toy_run import CONDITIONS, SEEDS, VERDICT, sensitivity_rows
 
 from brainmr import io
-from brainmr.evaluate.outliers import REAL_CONDITION
+from brainmr.evaluate.judges.outliers import REAL_CONDITION
 from brainmr.report.summary import (
     comparisons_markdown,
     summary_frame,

@@ -20,8 +20,8 @@ from toy_run import (
 )
 
 from brainmr import io
-from brainmr.evaluate.outliers import REAL_CONDITION
-from brainmr.evaluate.replicates import OUTLIER_SET
+from brainmr.evaluate.judges.outliers import REAL_CONDITION
+from brainmr.evaluate.table1.replicates import OUTLIER_SET
 from brainmr.report.table1 import (
     cn_minus_ad,
     cnn_line,

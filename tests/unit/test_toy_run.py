@@ -8,7 +8,7 @@ import pytest
 from toy_run import CEILING_ROWS, CONDITIONS, EXTRA_ROWS, N_REAL, PAPER_ROWS, SEEDS
 
 from brainmr import io
-from brainmr.evaluate.replicates import summarise_replicates
+from brainmr.evaluate.table1.replicates import summarise_replicates
 
 
 def test_kde_sensitivity_default_rows_reproduce_table1(toy_run):

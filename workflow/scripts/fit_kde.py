@@ -2,7 +2,7 @@ import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import read_slices
 from brainmr.evaluate.config import KdeConfig
-from brainmr.evaluate.kde import fit_kde
+from brainmr.evaluate.judges.kde import fit_kde
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.evaluate.outliers import flag_reference_files
+from brainmr.evaluate.judges.outliers import flag_reference_files
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

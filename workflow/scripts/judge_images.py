@@ -1,6 +1,6 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.evaluate.scoring import judge_image_sets
+from brainmr.evaluate.judges.scoring import judge_image_sets
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

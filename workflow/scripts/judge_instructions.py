@@ -1,7 +1,7 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr import GROUPS
-from brainmr.evaluate.instructed import instruction_images_file
+from brainmr.evaluate.studies.instructed import instruction_images_file
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

@@ -3,7 +3,7 @@ import _brainmr_path  # noqa: F401
 from brainmr.cohort import read_slices
 from brainmr.cohort.sets import generated_sets
 from brainmr.evaluate.config import KdeConfig
-from brainmr.evaluate.kde_sensitivity import kde_sensitivity_file
+from brainmr.evaluate.studies.kde_sensitivity import kde_sensitivity_file
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

@@ -2,7 +2,7 @@ import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import read_slices
 from brainmr.evaluate.config import JudgeConfig
-from brainmr.evaluate.sets import set_metrics_file
+from brainmr.evaluate.judges.sets import set_metrics_file
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

@@ -2,7 +2,7 @@ import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import read_slices
 from brainmr.cohort.sets import generated_table
-from brainmr.evaluate.scoring import score_images
+from brainmr.evaluate.judges.scoring import score_images
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,8 +1,8 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import read_slices
-from brainmr.evaluate.outliers import REAL_CONDITION
-from brainmr.evaluate.scoring import score_images
+from brainmr.evaluate.judges.outliers import REAL_CONDITION
+from brainmr.evaluate.judges.scoring import score_images
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

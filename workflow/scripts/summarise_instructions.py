@@ -1,7 +1,7 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import read_slices
-from brainmr.evaluate.instructed import summarise_instructions
+from brainmr.evaluate.studies.instructed import summarise_instructions
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.evaluate.remedies import summarise_remedies
+from brainmr.evaluate.studies.remedies import summarise_remedies
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

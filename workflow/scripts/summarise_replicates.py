@@ -1,6 +1,6 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.evaluate.replicates import summarise_replicates
+from brainmr.evaluate.table1.replicates import summarise_replicates
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,8 +1,8 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import read_slices
-from brainmr.evaluate.attributes import train_attribute_judges
 from brainmr.evaluate.config import ClassifierConfig
+from brainmr.evaluate.studies.attributes import train_attribute_judges
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

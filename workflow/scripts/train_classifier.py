@@ -1,8 +1,8 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.cohort import read_slices
-from brainmr.evaluate.classifier import train_classifier
 from brainmr.evaluate.config import ClassifierConfig
+from brainmr.evaluate.judges.classifier import train_classifier
 from brainmr.logs import log_to
 from brainmr.report.classifier import classifier_figures
 

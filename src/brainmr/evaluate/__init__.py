@@ -1,5 +1,14 @@
-"""brainmr.evaluate: KDE log-likelihoods, the AD/CN CNN, per-image scores, outliers, set metrics
-and the summary across replicate seeds. Everything here computes; brainmr.report formats.
+"""brainmr.evaluate: everything that computes a judgement of images; brainmr.report formats it.
 
-Import from the submodules (``brainmr.evaluate.config`` holds the stage configs and imports no
-torch, so the workflow reads them at parse time)."""
+Its rooms, each importing only the ones before it (tests/unit/test_layers.py):
+
+- shared modules: ``config`` (the stage configs; no torch, so the workflow reads them at parse
+  time), ``images`` (loading), ``ceiling`` (the reconstruction-ceiling sets' names), ``toy``;
+- ``stats``: intervals, tests, a binary classifier's figures, Fieller's ratio, split balance;
+- ``judges``: the KDE and its bandwidth, the AD/CN CNN, morphometry, the outlier rule, fidelity
+  and memorization metrics, the guard, per-image scoring;
+- ``table1``: Table 1 across replicate seeds, the morphometric differences, the findings;
+- ``studies``: remedies, instructions (attribute judges, following), the KDE's sensitivity, the
+  calibration by simulation.
+
+Import from the submodules."""

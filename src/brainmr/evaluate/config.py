@@ -23,7 +23,7 @@ class KdeConfig:
     seed: int
 
 
-# The KDE's options (brainmr.evaluate.bandwidth, brainmr.evaluate.kde).
+# The KDE's options (brainmr.evaluate.judges.bandwidth, brainmr.evaluate.judges.kde).
 BANDWIDTH_RULES = ("shared", "per_class")
 BALANCES = ("none", "subsample")
 

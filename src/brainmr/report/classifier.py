@@ -1,5 +1,5 @@
 """The AD/CN CNN's figures on its held-out test split: the ROC curve and the reliability diagram,
-drawn from what brainmr.evaluate.classifier.train_classifier returns."""
+drawn from what brainmr.evaluate.judges.classifier.train_classifier returns."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import RocCurveDisplay  # noqa: E402
 
 from brainmr import io  # noqa: E402
-from brainmr.evaluate.classifier import HeldOut  # noqa: E402
+from brainmr.evaluate.judges.classifier import HeldOut  # noqa: E402
 
 
 def plot_roc(labels: np.ndarray, prob_ad: np.ndarray, auc: float | None, title: str):

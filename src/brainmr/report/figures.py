@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from brainmr import GROUPS, io  # noqa: E402
-from brainmr.evaluate.outliers import best_loglik, flagged_sets  # noqa: E402
-from brainmr.evaluate.replicates import OUTLIER_SET  # noqa: E402
+from brainmr.evaluate.judges.outliers import best_loglik, flagged_sets  # noqa: E402
+from brainmr.evaluate.table1.replicates import OUTLIER_SET  # noqa: E402
 from brainmr.io import load_image  # noqa: E402
 from brainmr.report.format import figure_title  # noqa: E402
 from brainmr.report.labels import REAL_LABEL, row_label, set_label  # noqa: E402

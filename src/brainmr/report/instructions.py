@@ -1,4 +1,5 @@
-"""The instruction-following tables and figures, formatted from brainmr.evaluate.following's long
+"""The instruction-following tables and figures, formatted from
+brainmr.evaluate.studies.following's long
 table and images table: nothing is computed here but layout."""
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from brainmr import (  # noqa: E402
     SEXES,  # noqa: E402
     io,
 )
-from brainmr.evaluate.following import (  # noqa: E402
+from brainmr.evaluate.judges.morphometry import HELD_OUT  # noqa: E402
+from brainmr.evaluate.studies.following import (  # noqa: E402
     ACROSS,
     GENERATED,
     ROLES,
     instructed_images,
     sex_confusion,
 )
-from brainmr.evaluate.morphometry import HELD_OUT  # noqa: E402
 from brainmr.io import as_bool  # noqa: E402
 from brainmr.report.format import (  # noqa: E402
     DASH,

@@ -13,8 +13,8 @@ import pandas as pd
 
 from brainmr import GROUPS
 from brainmr.evaluate.ceiling import CEILING_PREFIX, is_ceiling
-from brainmr.evaluate.outliers import REAL_CONDITION
-from brainmr.evaluate.replicates import OUTLIER_SET
+from brainmr.evaluate.judges.outliers import REAL_CONDITION
+from brainmr.evaluate.table1.replicates import OUTLIER_SET
 
 OUTLIER_LABEL = "outlier"
 REAL_LABEL = "held-out real {group}"

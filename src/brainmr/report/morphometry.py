@@ -1,4 +1,4 @@
-"""The morphometric judge's tables and figure, formatted from brainmr.evaluate.morphometry's
+"""The morphometric judge's tables and figure, formatted from brainmr.evaluate.judges.morphometry's
 tables: nothing is computed here but layout."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import pandas as pd  # noqa: E402
 
 from brainmr import GROUPS, io  # noqa: E402
 from brainmr.evaluate.ceiling import CEILING_PREFIX, is_ceiling  # noqa: E402
-from brainmr.evaluate.differences import per_image_measures  # noqa: E402
-from brainmr.evaluate.morphometry import (  # noqa: E402
+from brainmr.evaluate.judges.morphometry import (  # noqa: E402
     HELD_OUT,
     MEASURE_LABELS,
     MEASURES,
     TRAIN,
 )
+from brainmr.evaluate.table1.differences import per_image_measures  # noqa: E402
 from brainmr.report.format import (  # noqa: E402
     figure_title,
     fmt,

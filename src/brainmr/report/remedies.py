@@ -1,5 +1,5 @@
 """The remedies table (results/remedies.csv and .md) and its forest plot, formatted from
-brainmr.evaluate.remedies' comparison table; nothing is computed here."""
+brainmr.evaluate.studies.remedies' comparison table; nothing is computed here."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from brainmr.evaluate.stats import NO_SPREAD
+from brainmr.evaluate.stats.tests import NO_SPREAD
 from brainmr.report.format import (
     DASH,
     NOT_INTERPRETABLE,

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from brainmr.evaluate.kde_sensitivity import misclassified_range
-from brainmr.evaluate.outliers import RULE
-from brainmr.evaluate.replicates import OUTLIER_SET
+from brainmr.evaluate.judges.outliers import RULE
+from brainmr.evaluate.studies.kde_sensitivity import misclassified_range
+from brainmr.evaluate.table1.replicates import OUTLIER_SET
 from brainmr.io import as_bool
 from brainmr.report.format import DASH, NOT_INTERPRETABLE, fmt, interval
 from brainmr.report.labels import ordered, set_label
@@ -132,7 +132,7 @@ def kde_line(kde: dict) -> str:
 
 def sensitivity_line(sensitivity: pd.DataFrame) -> str:
     """The range of the misclassified fraction over the KDE variants, per generated set
-    (brainmr.evaluate.kde_sensitivity.misclassified_range)."""
+    (brainmr.evaluate.studies.kde_sensitivity.misclassified_range)."""
     ranges = misclassified_range(sensitivity)
     parts = [f"{r.condition}/{r.group} {r.low:.2f}–{r.high:.2f}" for r in ranges.sets.itertuples()]
     return (
@@ -155,7 +155,7 @@ def table1_notes(
     conditions: Mapping,
 ) -> list[str]:
     """The notes below Table 1 of ``seed``; the outlier counts are the verdict's
-    (brainmr.evaluate.replicates.outlier_counts)."""
+    (brainmr.evaluate.table1.replicates.outlier_counts)."""
     (outliers,) = [c for c in verdict["outliers_per_seed"] if c["seed"] == seed]
     lines = [
         "## How these numbers were obtained",

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from brainmr import io
-from brainmr.evaluate.outliers import REAL_CONDITION
+from brainmr.evaluate.judges.outliers import REAL_CONDITION
 from brainmr.report.findings import findings_lines
 from brainmr.report.format import DASH, header, markdown_table
 from brainmr.report.html import markdown_html

@@ -1,4 +1,4 @@
-"""The bandwidth of the class KDEs (brainmr.evaluate.kde) on their KDE coordinates.
+"""The bandwidth of the class KDEs (brainmr.evaluate.judges.kde) on their KDE coordinates.
 
 The "misclassified (likelihood)" verdict compares log-likelihoods across the two KDEs, so it must
 not hinge on how each KDE was tuned:
@@ -27,7 +27,7 @@ from scipy.special import logsumexp
 
 from brainmr import GROUPS
 from brainmr.evaluate.config import KdeConfig, check_kde_config
-from brainmr.evaluate.metrics import pairwise_sq_distances
+from brainmr.evaluate.judges.metrics import pairwise_sq_distances
 
 log = logging.getLogger(__name__)
 # An optimum within this fraction of the log-bandwidth interval of a bound counts as at the bound.

@@ -14,9 +14,10 @@ import pandas as pd
 
 from brainmr import GROUPS
 from brainmr.evaluate.ceiling import is_ceiling
-from brainmr.evaluate.kde import likelihood_verdict
-from brainmr.evaluate.outliers import REAL_CONDITION
-from brainmr.evaluate.stats import NO_SPREAD, mean_interval, paired_seed_test
+from brainmr.evaluate.judges.kde import likelihood_verdict
+from brainmr.evaluate.judges.outliers import REAL_CONDITION
+from brainmr.evaluate.stats.intervals import mean_interval
+from brainmr.evaluate.stats.tests import NO_SPREAD, paired_seed_test
 from brainmr.io import as_bool
 
 ANATOMY = "ventricle_area_mm2"  # the measure the sentences quote (the others are in the table)

@@ -16,10 +16,10 @@ from scipy import stats as sps
 
 from brainmr import GROUPS
 from brainmr.conditions import REAL_CONDITION
-from brainmr.evaluate.morphometry import HELD_OUT, MEASURES, REAL_SPLITS, TRAIN
-from brainmr.evaluate.outliers import is_generated
-from brainmr.evaluate.ratio import fieller_ratio
-from brainmr.evaluate.stats import mean_interval
+from brainmr.evaluate.judges.morphometry import HELD_OUT, MEASURES, REAL_SPLITS, TRAIN
+from brainmr.evaluate.judges.outliers import is_generated
+from brainmr.evaluate.stats.intervals import mean_interval
+from brainmr.evaluate.stats.ratio import fieller_ratio
 from brainmr.io import as_bool, require_columns, require_groups
 
 NAN = math.nan

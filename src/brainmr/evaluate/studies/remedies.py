@@ -24,12 +24,8 @@ import numpy as np
 import pandas as pd
 
 from brainmr import GROUPS, io
-from brainmr.evaluate.stats import (
-    fisher_test,
-    paired_seed_test,
-    seed_fraction_summary,
-    sign_agreement,
-)
+from brainmr.evaluate.stats.intervals import seed_fraction_summary
+from brainmr.evaluate.stats.tests import fisher_test, paired_seed_test, sign_agreement
 from brainmr.io import as_bool
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
 """Does the model follow instructions beyond the class? Figures of how well generated images
 match the age and sex their prompts asked for, read by the attribute judges
-(brainmr.evaluate.attributes) and by the morphometric judge, as Pinaya et al. 2022 correlated
+(brainmr.evaluate.studies.attributes) and by the morphometric judge, as Pinaya et al. 2022
+correlated
 measured volumes with the requested covariates.
 
 Three kinds of rows make a figure readable: the judges on held-out reals against their true age
@@ -20,16 +21,15 @@ import pandas as pd
 from scipy import stats as sps
 
 from brainmr import GROUPS, SEXES
-from brainmr.evaluate.differences import class_difference
-from brainmr.evaluate.morphometry import HELD_OUT
-from brainmr.evaluate.stats import (
+from brainmr.evaluate.judges.morphometry import HELD_OUT
+from brainmr.evaluate.stats.binary import THRESHOLD, bootstrap_binary_metrics
+from brainmr.evaluate.stats.intervals import (
     PROPORTION,
-    THRESHOLD,
     accuracy_interval,
-    bootstrap_binary_metrics,
     correlation_interval,
     mean_interval,
 )
+from brainmr.evaluate.table1.differences import class_difference
 from brainmr.io import as_bool, require_columns, require_groups
 
 NAN = math.nan

@@ -12,7 +12,7 @@ high as real held-out slices. The extra coordinate is shared by both classes, so
 the AD-vs-CN comparison, and it is what lets the outlier rule see clear failures.
 
 Bandwidth: one for both classes by default, chosen by leave-one-out likelihood
-(brainmr.evaluate.bandwidth, which says why the two KDEs must not be tuned apart).
+(brainmr.evaluate.judges.bandwidth, which says why the two KDEs must not be tuned apart).
 
 Balance: a KDE on fewer points has a lower expected log-density at a typical point (Jensen: the
 log of a noisier mean), so unequal class sizes tilt the verdict towards the larger class. With
@@ -20,7 +20,7 @@ kde_balance "subsample" the larger class is scored as the mean log-likelihood ov
 kde_balance_repeats KDEs, each on a random subsample (without replacement) of the smaller class's
 size; the smaller class uses all its points.
 
-The sensitivity of Table 1's counts to these choices is brainmr.evaluate.kde_sensitivity's.
+The sensitivity of Table 1's counts to these choices is brainmr.evaluate.studies.kde_sensitivity's.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.neighbors import KernelDensity
 
 from brainmr import GROUPS, SLICE_SIZE, io
-from brainmr.evaluate.bandwidth import choose_bandwidths, effective_rule
 from brainmr.evaluate.config import KdeConfig
 from brainmr.evaluate.images import (
     FOREGROUND_LEVEL,
@@ -46,7 +45,8 @@ from brainmr.evaluate.images import (
     flatten,
     load_normalised,
 )
-from brainmr.evaluate.stats import ad_labels
+from brainmr.evaluate.judges.bandwidth import choose_bandwidths, effective_rule
+from brainmr.evaluate.stats.binary import ad_labels
 from brainmr.io import require_columns, require_groups
 
 log = logging.getLogger(__name__)

@@ -25,10 +25,10 @@ import pandas as pd
 
 from brainmr import GROUPS, io
 from brainmr.evaluate.ceiling import is_ceiling
-from brainmr.evaluate.classifier import extract_features, load_classifier
 from brainmr.evaluate.config import JudgeConfig
 from brainmr.evaluate.images import load_normalised
-from brainmr.evaluate.metrics import (
+from brainmr.evaluate.judges.classifier import extract_features, load_classifier
+from brainmr.evaluate.judges.metrics import (
     frechet_distance,
     kid,
     memorization_summary,
@@ -37,8 +37,8 @@ from brainmr.evaluate.metrics import (
     prdc_against,
     real_radius,
 )
-from brainmr.evaluate.outliers import REAL_CONDITION
-from brainmr.evaluate.stats import PROPORTION, matched_size, mean_interval
+from brainmr.evaluate.judges.outliers import REAL_CONDITION
+from brainmr.evaluate.stats.intervals import PROPORTION, matched_size, mean_interval
 from brainmr.io import require_columns
 
 log = logging.getLogger(__name__)

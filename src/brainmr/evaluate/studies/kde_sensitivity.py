@@ -1,6 +1,7 @@
 """The KDE sensitivity table (results/evaluate/kde_sensitivity.csv): Table 1's misclassified
 counts of every generated set and the verdict on held-out reals, refitting the KDE
-(brainmr.evaluate.kde) for each PCA size x bandwidth rule x balance, so that a reader sees how
+(brainmr.evaluate.judges.kde) for each PCA size x bandwidth rule x balance, so that a reader sees
+how
 much the counts hinge on those choices."""
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from brainmr import io
-from brainmr.evaluate.bandwidth import choose_bandwidths, effective_rule
 from brainmr.evaluate.config import BALANCES, BANDWIDTH_RULES, KdeConfig, check_kde_config
 from brainmr.evaluate.images import flatten, load_normalised
-from brainmr.evaluate.kde import (
+from brainmr.evaluate.judges.bandwidth import choose_bandwidths, effective_rule
+from brainmr.evaluate.judges.kde import (
     capped_components,
     component_cap,
     fit_densities,
@@ -28,7 +29,7 @@ from brainmr.evaluate.kde import (
     score_coordinates,
     verdict_metrics,
 )
-from brainmr.evaluate.outliers import outlier_threshold
+from brainmr.evaluate.judges.outliers import outlier_threshold
 from brainmr.io import require_columns, require_groups
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 
 from brainmr import io
-from brainmr.evaluate.classifier import judge_stack, load_classifier
 from brainmr.evaluate.images import flatten, load_normalised
-from brainmr.evaluate.kde import load_kde
-from brainmr.evaluate.metrics import brain_mask, masked_nearest_neighbours
-from brainmr.evaluate.morphometry import MEASURES, morphometry_table
-from brainmr.evaluate.stats import THRESHOLD
+from brainmr.evaluate.judges.classifier import judge_stack, load_classifier
+from brainmr.evaluate.judges.kde import load_kde
+from brainmr.evaluate.judges.metrics import brain_mask, masked_nearest_neighbours
+from brainmr.evaluate.judges.morphometry import MEASURES, morphometry_table
+from brainmr.evaluate.stats.binary import THRESHOLD
 from brainmr.io import require_columns, require_groups
 from brainmr.threads import limit_threads
 

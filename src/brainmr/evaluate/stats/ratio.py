@@ -1,5 +1,5 @@
 """The ratio of two independent estimates with Fieller's interval: the share of the real AD-CN
-difference that a generated set reproduces (brainmr.evaluate.differences)."""
+difference that a generated set reproduces (brainmr.evaluate.table1.differences)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from brainmr.evaluate.stats import NAN, _check_confidence
+from brainmr.evaluate.stats.intervals import NAN, check_confidence
 
 
 def fieller_ratio(
@@ -30,7 +30,7 @@ def fieller_ratio(
     the denominator as if exact, the interval widens as the denominator nears 0, and it is
     bounded only when the denominator is distinguishable from 0 at this level. Returns ratio,
     low, high and established (False: unbounded, everything nan)."""
-    confidence = _check_confidence(confidence)
+    confidence = check_confidence(confidence)
     g, r, vg, vr = (float(v) for v in (numerator, denominator, numerator_var, denominator_var))
     out: dict[str, Any] = {"ratio": NAN, "low": NAN, "high": NAN, "established": False}
     if not all(np.isfinite(v) for v in (g, r, vg, vr)) or r == 0 or vg < 0 or vr < 0:

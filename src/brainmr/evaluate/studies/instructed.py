@@ -1,7 +1,8 @@
 """The instructions study's file steps: per replicate seed, every instructed image with its
 request, the attribute judges' reading, its morphometry and outlier flag (from Table 1's flagged
 scores) and its set's out-of-distribution verdict; the class-only baseline's images paired with
-the same requests shuffled; then the study's table across seeds (brainmr.evaluate.following).
+the same requests shuffled; then the study's table across seeds
+(brainmr.evaluate.studies.following).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import pandas as pd
 
 from brainmr import GROUPS, io
 from brainmr.cohort.sets import generated_table
-from brainmr.evaluate.attributes import load_attribute_judges, predict_attributes
-from brainmr.evaluate.following import (
+from brainmr.evaluate.images import load_normalised
+from brainmr.evaluate.judges.morphometry import MEASURES
+from brainmr.evaluate.studies.attributes import load_attribute_judges, predict_attributes
+from brainmr.evaluate.studies.following import (
     IMAGE_COLUMNS,
     INSTRUCTED,
     REAL_COLUMNS,
@@ -23,8 +26,6 @@ from brainmr.evaluate.following import (
     instruction_table,
     shuffled_requests,
 )
-from brainmr.evaluate.images import load_normalised
-from brainmr.evaluate.morphometry import MEASURES
 from brainmr.io import require_columns
 
 log = logging.getLogger(__name__)

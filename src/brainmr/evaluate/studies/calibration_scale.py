@@ -1,5 +1,6 @@
 """The sizes a calibration runs at (the demo's or the paper's cohort, split, images per set and
-seeds) and the row every calibration figure is reported in (brainmr.evaluate.calibration)."""
+seeds) and the row every calibration figure is reported in
+(brainmr.evaluate.studies.calibration)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import yaml
 
 from brainmr import GROUPS
 from brainmr.cohort.loni import assign_split
-from brainmr.evaluate.classifier import split_subjects
-from brainmr.evaluate.stats import wilson_interval
+from brainmr.evaluate.judges.classifier import split_subjects
+from brainmr.evaluate.stats.intervals import wilson_interval
 
 COVERAGE_SLACK = 0.02  # "within 2 points of nominal"
 

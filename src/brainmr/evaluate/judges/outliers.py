@@ -22,8 +22,8 @@ import pandas as pd
 from brainmr import io
 from brainmr.conditions import REAL_CONDITION
 from brainmr.evaluate.ceiling import is_ceiling
-from brainmr.evaluate.scoring import CNN_COLUMNS, SCORE_COLUMNS, SEED_FREE_COLUMNS
-from brainmr.evaluate.stats import robust_low_threshold
+from brainmr.evaluate.judges.scoring import CNN_COLUMNS, SCORE_COLUMNS, SEED_FREE_COLUMNS
+from brainmr.evaluate.stats.intervals import robust_low_threshold
 from brainmr.io import require_columns
 
 log = logging.getLogger(__name__)

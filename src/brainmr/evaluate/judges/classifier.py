@@ -8,7 +8,7 @@ pooled features) serves as the feature space of the fidelity/diversity metrics.
 Its figures (ROC, reliability) are drawn by brainmr.report.classifier from what
 ``train_classifier`` returns.
 
-The network, its augmentation and training loop are brainmr.evaluate.cnn's.
+The network, its augmentation and training loop are brainmr.evaluate.judges.cnn's.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_s
 
 from brainmr import GROUPS, LABELS, SLICE_SIZE, io
 from brainmr.device import best_device
-from brainmr.evaluate.balance import split_balance
-from brainmr.evaluate.cnn import (
+from brainmr.evaluate.config import ClassifierConfig
+from brainmr.evaluate.images import load_normalised
+from brainmr.evaluate.judges.cnn import (
     DEFAULT_ARCH,
     SliceCNN,
     batched,
@@ -34,9 +35,8 @@ from brainmr.evaluate.cnn import (
     nan_to_none,
     to_tensor,
 )
-from brainmr.evaluate.config import ClassifierConfig
-from brainmr.evaluate.images import load_normalised
-from brainmr.evaluate.stats import (
+from brainmr.evaluate.stats.balance import split_balance
+from brainmr.evaluate.stats.binary import (
     AD,
     CN,
     THRESHOLD,
@@ -67,7 +67,7 @@ def fit_cnn(
     arch: dict | None = None,
     device: torch.device | None = None,
 ) -> tuple[SliceCNN, dict]:
-    """The AD/CN network (brainmr.evaluate.cnn.fit_network) with the class-weighted cross
+    """The AD/CN network (brainmr.evaluate.judges.cnn.fit_network) with the class-weighted cross
     entropy; its validation loss is the class-weighted mean. Labels: 1 = AD, 0 = CN."""
     arch = dict(arch or DEFAULT_ARCH) | {"input_size": cfg.cnn_input_size or SLICE_SIZE}
     device = device or best_device()

@@ -12,7 +12,7 @@ pooled over seeds (Wilson interval) are secondary, "images treated as independen
 ceiling sets do not change with the seed, except through the seed's CNN: their KDE, outlier and
 morphometric figures are counted once (intervals across their images, which are independent
 subjects), their CNN figures across the seeds' CNNs. Between two conditions of one class: a paired
-t-test on the per-seed fractions (see ``brainmr.evaluate.stats.paired_seed_test``) with the
+t-test on the per-seed fractions (see ``brainmr.evaluate.stats.tests.paired_seed_test``) with the
 smallest difference the seeds can detect, beside Fisher's exact test on the pooled counts.
 """
 
@@ -28,22 +28,19 @@ import pandas as pd
 from brainmr import GROUPS, io
 from brainmr.conditions import OUTLIER_SET, REAL_CONDITION
 from brainmr.evaluate.ceiling import is_ceiling
-from brainmr.evaluate.differences import morphometry_differences
-from brainmr.evaluate.findings import findings
-from brainmr.evaluate.kde import misclassified_mask
-from brainmr.evaluate.morphometry import MEASURES
-from brainmr.evaluate.outliers import is_generated
-from brainmr.evaluate.stats import (
+from brainmr.evaluate.judges.kde import misclassified_mask
+from brainmr.evaluate.judges.morphometry import MEASURES
+from brainmr.evaluate.judges.outliers import is_generated
+from brainmr.evaluate.stats.binary import ad_labels, bootstrap_binary_metrics
+from brainmr.evaluate.stats.intervals import (
     PROPORTION,
     accuracy_interval,
-    ad_labels,
-    bootstrap_binary_metrics,
-    fisher_test,
     mean_interval,
-    paired_seed_test,
-    sign_agreement,
     wilson_interval,
 )
+from brainmr.evaluate.stats.tests import fisher_test, paired_seed_test, sign_agreement
+from brainmr.evaluate.table1.differences import morphometry_differences
+from brainmr.evaluate.table1.findings import findings
 from brainmr.io import as_bool
 
 log = logging.getLogger(__name__)
@@ -53,7 +50,7 @@ SEED_INVARIANT_MEANS = ("loglik_AD", "loglik_CN", "loglik_CN_minus_AD", *MEASURE
 MEANS = (*SEED_INVARIANT_MEANS[:3], *CNN_MEANS, *MEASURES)
 COUNTS = ("predicted_AD", "misclassified")
 CNN_COUNTS = ("predicted_AD",)
-# The range of each mean, which its interval keeps (brainmr.evaluate.stats.mean_interval).
+# The range of each mean, which its interval keeps (brainmr.evaluate.stats.intervals.mean_interval).
 BOUNDS = {
     "mean_prob_AD": PROPORTION,
     "csf_fraction": PROPORTION,

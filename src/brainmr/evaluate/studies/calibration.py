@@ -19,25 +19,24 @@ from scipy.special import expit, logit
 
 from brainmr import GROUPS
 from brainmr.config import stage_config
-from brainmr.evaluate.calibration_scale import (  # noqa: F401
+from brainmr.evaluate.config import JudgeConfig
+from brainmr.evaluate.judges.sets import GuardSet, guard_verdict, pooled_guard
+from brainmr.evaluate.stats.intervals import (
+    PROPORTION,
+    accuracy_interval,
+    correlation_interval,
+    mean_interval,
+)
+from brainmr.evaluate.stats.ratio import fieller_ratio
+from brainmr.evaluate.stats.tests import detectable_noncentrality, paired_seed_test
+from brainmr.evaluate.studies.calibration_scale import (  # noqa: F401
     Scale,
     calibration_row,
     scale_from_config,
 )
-from brainmr.evaluate.config import JudgeConfig
-from brainmr.evaluate.findings import judge_separation
-from brainmr.evaluate.following import follow_figures
-from brainmr.evaluate.ratio import fieller_ratio
-from brainmr.evaluate.replicates import FEW_PER_SEED
-from brainmr.evaluate.sets import GuardSet, guard_verdict, pooled_guard
-from brainmr.evaluate.stats import (
-    PROPORTION,
-    accuracy_interval,
-    correlation_interval,
-    detectable_noncentrality,
-    mean_interval,
-    paired_seed_test,
-)
+from brainmr.evaluate.studies.following import follow_figures
+from brainmr.evaluate.table1.findings import judge_separation
+from brainmr.evaluate.table1.replicates import FEW_PER_SEED
 
 D = 16  # feature dimension of the guard's cases; the classes lie 2 apart on one axis
 FEW_PER_SEED_LIMIT = (

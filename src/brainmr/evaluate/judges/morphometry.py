@@ -13,7 +13,7 @@ and a smaller brain. Per normalised slice (brainmr.evaluate.images.rescale_foreg
   CENTRAL_WIDTH of the brain's width (not the Sylvian fissures).
 
 The AD - CN differences and the share of the real one each set reproduces are
-``brainmr.evaluate.differences``. Pure functions (arrays in, numbers or tables out).
+``brainmr.evaluate.table1.differences``. Pure functions (arrays in, numbers or tables out).
 """
 
 from __future__ import annotations

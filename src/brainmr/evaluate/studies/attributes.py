@@ -2,7 +2,7 @@
 training slices of both classes pooled, so generated images can be checked against the age and
 sex their prompt asked for (as Pinaya et al. 2022 checked brain volumes against theirs).
 
-Both reuse the AD/CN CNN's pieces (brainmr.evaluate.classifier): the SliceCNN backbone with a
+Both reuse the AD/CN CNN's pieces (brainmr.evaluate.judges.classifier): the SliceCNN backbone with a
 one-output head, its augmentation, subject-level validation split, BatchNorm recalibration and
 early stopping on the validation loss. Age is regressed standardised by the fitting slices' mean
 and sd (MSE); sex is a logit of P(M) (BCE, M = 1). Their calibration on the held-out reals says
@@ -24,12 +24,12 @@ from torch import nn
 
 from brainmr import SEXES, SLICE_SIZE, io
 from brainmr.device import best_device
-from brainmr.evaluate.classifier import split_subjects
-from brainmr.evaluate.cnn import DEFAULT_ARCH, SliceCNN, fit_network, nan_to_none, to_tensor
 from brainmr.evaluate.config import ClassifierConfig
-from brainmr.evaluate.following import follow_figures
 from brainmr.evaluate.images import load_normalised
-from brainmr.evaluate.stats import bootstrap_binary_metrics
+from brainmr.evaluate.judges.classifier import split_subjects
+from brainmr.evaluate.judges.cnn import DEFAULT_ARCH, SliceCNN, fit_network, nan_to_none, to_tensor
+from brainmr.evaluate.stats.binary import bootstrap_binary_metrics
+from brainmr.evaluate.studies.following import follow_figures
 from brainmr.io import require_columns, require_groups
 from brainmr.threads import limit_threads
 
@@ -66,7 +66,7 @@ def fit_judge(
     device: torch.device,
     what: str,
 ) -> tuple[SliceCNN, dict]:
-    """Fit a one-output SliceCNN (brainmr.evaluate.cnn.fit_network) on the rows not in
+    """Fit a one-output SliceCNN (brainmr.evaluate.judges.cnn.fit_network) on the rows not in
     ``is_val`` with ``loss_fn`` (an F.* loss taking ``reduction``) on its single output, early
     stopping on the validation rows' mean loss."""
     targets, is_val = np.asarray(targets, dtype=np.float32), np.asarray(is_val, dtype=bool)

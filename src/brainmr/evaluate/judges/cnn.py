@@ -1,7 +1,7 @@
 """The one small 2-D CNN of the evaluation: its network (SliceCNN), augmentation, BatchNorm
 recalibration, one training loop with early stopping (``fit_network``, parametrised by the loss)
-and batched inference. The AD/CN classifier (brainmr.evaluate.classifier) and the attribute
-judges (brainmr.evaluate.attributes) are this network with their own head and loss.
+and batched inference. The AD/CN classifier (brainmr.evaluate.judges.classifier) and the attribute
+judges (brainmr.evaluate.studies.attributes) are this network with their own head and loss.
 
 The model reads every image at ``input_size`` (an antialiased resize in its first step, after
 augmentation at the slice size): the slice size by default; the generator's resolution where that
