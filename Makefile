@@ -30,22 +30,22 @@ setup: $(BIN)/.installed
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
-	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml --report results/report.html
-	@cat results/table1.md
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml --report results/table1/report.html
+	@cat results/table1/table1.md
 
 # The remedies study on the demo (config/remedies_demo.yaml layered on the demo config).
 REMEDIES_CONFIG := --configfile config/config.yaml config/remedies_demo.yaml
 remedies: setup
 	$(BIN)/snakemake --cores $(CORES) $(REMEDIES_CONFIG)
-	$(BIN)/snakemake --cores $(CORES) $(REMEDIES_CONFIG) --report results/report.html
-	@cat results/remedies.md
+	$(BIN)/snakemake --cores $(CORES) $(REMEDIES_CONFIG) --report results/remedies/report.html
+	@cat results/remedies/remedies.md
 
 # The instructions study on the demo (config/instructions_demo.yaml layered on the demo config).
 INSTRUCTIONS_CONFIG := --configfile config/config.yaml config/instructions_demo.yaml
 instructions: setup
 	$(BIN)/snakemake --cores $(CORES) $(INSTRUCTIONS_CONFIG)
-	$(BIN)/snakemake --cores $(CORES) $(INSTRUCTIONS_CONFIG) --report results/report.html
-	@cat results/instructions.md
+	$(BIN)/snakemake --cores $(CORES) $(INSTRUCTIONS_CONFIG) --report results/instructions/report.html
+	@cat results/instructions/instructions.md
 
 # Two sessions side by side on the two cores: the end-to-end run with the tests that read it (marked
 # e2e by tests/conftest.py: one session, so the run happens once), and the rest of the suite. The

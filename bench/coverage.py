@@ -93,9 +93,12 @@ def main() -> None:
             candidates[f"train reals via the VAE at {vae.config.sample_size} px"] = features(
                 through_vae(train, vae)
             )
-        for folder in sorted(results.glob(f"generated/*/seed{args.seed}/{group}")):
+        for folder in sorted(results.glob(f"generated/*/*/seed{args.seed}/{group}")):
             images = load_normalised(sorted(folder.glob("*.png")))
-            candidates[f"generated {folder.parents[1].name}"] = features(images)
+            # generated/<condition>/<settings key>/seed<s>/<class>
+            name = folder.parents[2].name
+            key = f" ({folder.parents[1].name})" if f"generated {name}" in candidates else ""
+            candidates[f"generated {name}{key}"] = features(images)
         for name, feats in candidates.items():
             m = matched_fidelity(reference, feats, cfg)
             figures[f"{group}: {name}"] = {k: round(float(m[k]), 3) for k in m}

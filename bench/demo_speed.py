@@ -48,7 +48,7 @@ def run(cmd: list[str], cwd: Path, log: Path) -> float:
 
 def rule_seconds(clone_dir: Path) -> dict[str, list[float]]:
     """Jobs and summed seconds per rule of a clone's last demo (run_all's reading of them)."""
-    table = demo_stage_times(clone_dir / "results" / "benchmarks")
+    table = demo_stage_times(clone_dir / "results")
     return {r.rule: [int(r.jobs), float(r.total_s)] for r in table.itertuples()}
 
 

@@ -34,11 +34,22 @@ QUICK = {
 }
 
 
-def demo_stage_times(benchmarks: Path) -> pd.DataFrame:
+def benchmark_folders(results: Path) -> list[Path]:
+    """The Snakemake benchmark folders of a results/ folder: the shared work's and each run's
+    own (results/<study>/benchmarks)."""
+    return [
+        p for p in [results / "benchmarks", *sorted(results.glob("*/benchmarks"))] if p.is_dir()
+    ]
+
+
+def demo_stage_times(results: Path) -> pd.DataFrame:
     """Wall seconds and peak memory per rule of the last demo run (Snakemake benchmark files)."""
     rows = []
-    for tsv in sorted(benchmarks.rglob("*.tsv")):
-        rule = tsv.relative_to(benchmarks).parts[0].removesuffix(".tsv")
+    tables = [
+        (tsv, folder) for folder in benchmark_folders(results) for tsv in folder.rglob("*.tsv")
+    ]
+    for tsv, folder in sorted(tables):
+        rule = tsv.relative_to(folder).parts[0].removesuffix(".tsv")
         bench = pd.read_csv(tsv, sep="\t")
         rows.append({"rule": rule, "s": bench.s.iloc[0], "max_rss_mb": bench.max_rss.iloc[0]})
     if not rows:
@@ -89,13 +100,12 @@ def main() -> None:
             continue
         lines.append(f"## {name}\n\n`python {' '.join(benches[name])}`\n\n```\n{proc.stdout}```\n")
 
-    benchmarks = REPO / "results" / "benchmarks"
-    if not benchmarks.is_dir() and not (args.no_demo or args.quick):
+    if not benchmark_folders(REPO / "results") and not (args.no_demo or args.quick):
         # a fresh clone: run the demo DAG once so that its per-rule figures exist
         print("$ snakemake --cores 2 (the demo, for its per-rule benchmark files)", flush=True)
         snakemake = str(Path(sys.executable).with_name("snakemake"))
         subprocess.run([snakemake, "--cores", "2", "--quiet", "rules"], cwd=REPO, check=True)
-    stages = demo_stage_times(benchmarks)
+    stages = demo_stage_times(REPO / "results")
     if len(stages):
         write_json(out / "demo_stages.json", {"stages": stages.to_dict(orient="records")})
         lines.append(

@@ -8,6 +8,8 @@ is a few lines of YAML and changing one condition reruns that condition alone.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +80,15 @@ class Condition:
     def generate_settings(self, section: Mapping, group: str) -> dict[str, Any]:
         """The generate section with this condition's overrides for ``group``."""
         return dict(section) | self.generate.get(group, {})
+
+
+def settings_key(settings: Mapping) -> str:
+    """A short name of the settings that define a piece of work (8 hex digits of the SHA-1 of
+    their canonical JSON): the folder of a condition's models or image sets, so that runs and
+    studies with equal settings share the work and those with different settings never
+    overwrite it."""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
 
 
 def active_specs(config: Mapping) -> dict[str, Mapping]:

@@ -24,11 +24,16 @@ def write_benchmark(path: Path, seconds: float, rss: float) -> None:
 
 
 def test_stage_times_sum_jobs_per_rule(tmp_path):
-    write_benchmark(tmp_path / "preprocess_scan" / "a.tsv", 3.0, 900.0)
-    write_benchmark(tmp_path / "preprocess_scan" / "b.tsv", 5.0, 1200.0)
-    write_benchmark(tmp_path / "synthesize_demo_scan" / "s" / "d" / "I1.tsv", 1.5, 300.0)
-    write_benchmark(tmp_path / "fit_kde.tsv", 2.0, 400.0)
+    """Shared jobs' benchmark files in results/benchmarks, a run's own in results/<study>/."""
+    shared, own = tmp_path / "benchmarks", tmp_path / "table1" / "benchmarks"
+    write_benchmark(shared / "preprocess_scan" / "a.tsv", 3.0, 900.0)
+    write_benchmark(shared / "preprocess_scan" / "b.tsv", 5.0, 1200.0)
+    write_benchmark(shared / "synthesize_demo_scan" / "s" / "d" / "I1.tsv", 1.5, 300.0)
+    write_benchmark(shared / "fit_kde.tsv", 2.0, 400.0)
+    write_benchmark(own / "measure_sets" / "seed0.tsv", 4.0, 500.0)
+    write_benchmark(own / "measure_sets" / "seed1.tsv", 6.0, 700.0)
     table = demo_stage_times(tmp_path).set_index("rule")
+    assert table.at["measure_sets", "jobs"] == 2 and table.at["measure_sets", "total_s"] == 10.0
     assert table.at["preprocess_scan", "jobs"] == 2
     assert table.at["preprocess_scan", "total_s"] == 8.0
     assert table.at["preprocess_scan", "max_job_s"] == 5.0

@@ -62,8 +62,8 @@ def rule_of(job: dict[str, str]) -> str:
 @needs_cluster
 def test_every_job_completed_in_sacct(slurm_run, slurm_cluster):
     run_dir, output, start = slurm_run
-    assert (run_dir / "results" / "table1.csv").is_file()
-    assert (run_dir / "results" / "figure1.png").is_file()
+    assert (run_dir / "results" / "table1" / "table1.csv").is_file()
+    assert (run_dir / "results" / "table1" / "figure1.png").is_file()
     jobs = sacct_jobs(slurm_cluster, start, output)
     submitted = submitted_job_ids(output)
     assert submitted, "Snakemake reported no SLURM submission"

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from brainmr.conditions import SHARED_MODEL, Condition, active_specs, conditions_of, remedies_of
+from brainmr.conditions import (
+    SHARED_MODEL,
+    Condition,
+    active_specs,
+    conditions_of,
+    remedies_of,
+    settings_key,
+)
 
 BRAIN = {"AD": "AD, a MRI brain, ADNI2", "CN": "CN, a MRI brain, ADNI2"}
 
@@ -81,3 +88,20 @@ def test_null_conditions_are_left_out_and_remedies_are_checked():
         remedies_of(itself)
     with pytest.raises(ValueError, match="every condition is null"):
         active_specs({"conditions": {"brain": None}})
+
+
+def test_settings_key_names_equal_settings_alike_and_different_ones_apart():
+    """The folder key of a model or image set: the same for the same settings in any order,
+    different for any changed value (an image count, a prompt, a nested override), and the
+    SHA-1 of the canonical JSON as computed independently."""
+    import hashlib
+
+    settings = {"prompts": {"AD": "AD, a MRI brain", "CN": "CN, a MRI brain"}, "n_images": 100}
+    key = settings_key(settings)
+    assert len(key) == 8 and int(key, 16) >= 0
+    reordered = {"n_images": 100, "prompts": {"CN": "CN, a MRI brain", "AD": "AD, a MRI brain"}}
+    assert settings_key(reordered) == key
+    assert settings_key(settings | {"n_images": 50}) != key
+    assert settings_key(settings | {"prompts": {"AD": "AD", "CN": "CN, a MRI brain"}}) != key
+    canonical = '{"n_images":100,"prompts":{"AD":"AD, a MRI brain","CN":"CN, a MRI brain"}}'
+    assert key == hashlib.sha1(canonical.encode()).hexdigest()[:8]

@@ -24,6 +24,28 @@ def job_counts(stdout: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
 
 
+KEY = "[0-9a-f]{8}"  # a model's or image set's settings key (brainmr.conditions.settings_key)
+
+
+def model_pipeline(condition: str, seed: int, model: str = "shared") -> re.Pattern:
+    """A DreamBooth pipeline folder as a dry run lists it, whatever its settings key."""
+    return re.compile(rf"results/models/{condition}/{KEY}/seed{seed}/{model}/pipeline")
+
+
+def keyed_folders(stdout: str, kind: str, condition: str) -> set[str]:
+    """The settings keys of a condition's models or image sets that a dry run lists."""
+    return set(re.findall(rf"results/{kind}/{condition}/({KEY})/", stdout))
+
+
+def tree_state(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under a folder: its modification time and its bytes."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
 def write_config(path: Path, base: str, **changes) -> Path:
     config = yaml.safe_load((REPO / base).read_text())
     for dotted, value in changes.items():
@@ -108,7 +130,7 @@ def test_third_condition_is_a_config_edit(tmp_path):
     assert counts["generate_images"] == 9  # one job per model: both classes
     assert counts["score_generated"] == 18
     for seed in (0, 1, 2):
-        assert f"results/models/scan/seed{seed}/shared/pipeline" in proc.stdout
+        assert model_pipeline("scan", seed).search(proc.stdout)
 
 
 def test_remedies_study_dry_run_lists_one_model_per_remedy_and_seed(tmp_path):
@@ -121,11 +143,30 @@ def test_remedies_study_dry_run_lists_one_model_per_remedy_and_seed(tmp_path):
     assert counts["generate_images"] == 6 * 3 and counts["report_remedies"] == 1
     for seed in (0, 1, 2):
         for remedy in ("brain", "balance", "rare", "negative", "prior"):
-            assert f"results/models/{remedy}/seed{seed}/shared/pipeline" in proc.stdout
+            assert model_pipeline(remedy, seed).search(proc.stdout)
         for group in ("AD", "CN"):
-            assert f"results/models/separate/seed{seed}/{group}/pipeline" in proc.stdout
-        assert f"results/models/separate/seed{seed}/shared" not in proc.stdout
+            assert model_pipeline("separate", seed, group).search(proc.stdout)
+        assert not model_pipeline("separate", seed).search(proc.stdout)
     assert "results/models/nobrain" not in proc.stdout
+
+
+def test_a_study_shares_the_work_of_equal_settings_and_writes_to_its_own_folder(tmp_path):
+    """make demo, then make remedies: the study's brain models are the demo's (same settings,
+    same folder), its brain images are not (50 images, not 100: a folder of their own), and
+    every table, figure and report it writes is under results/remedies/, none under the demo's
+    results/table1/."""
+    demo = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config/config.yaml"))
+    configs = [str(REPO / "config/config.yaml"), str(REPO / "config/remedies_demo.yaml")]
+    study = run_snakemake(tmp_path, "-n", "--configfile", *configs)
+    models = keyed_folders(demo.stdout, "models", "brain")
+    assert len(models) == 1 and keyed_folders(study.stdout, "models", "brain") == models
+    images = keyed_folders(demo.stdout, "generated", "brain")
+    assert len(images) == 1 and len(keyed_folders(study.stdout, "generated", "brain")) == 1
+    assert keyed_folders(study.stdout, "generated", "brain") != images
+    assert "results/remedies/remedies.md" in study.stdout
+    assert "results/remedies/table1.md" in study.stdout
+    assert "results/table1/" not in study.stdout
+    assert "results/table1/table1.md" in demo.stdout and "results/remedies/" not in demo.stdout
 
 
 def test_real_remedies_study_is_valid_on_the_real_config():
@@ -215,8 +256,8 @@ def test_dry_run_of_the_instructions_study_on_the_adni_config(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["train_dreambooth"] == 9 and counts["train_attribute_judges"] == 1
     assert counts["judge_instructions"] == 3 and counts["report_instructions"] == 1
-    assert "results/instructions.md" in proc.stdout
-    assert "results/models/instructed/seed2/shared/pipeline" in proc.stdout
+    assert "results/instructions/instructions.md" in proc.stdout
+    assert model_pipeline("instructed", 2).search(proc.stdout)
 
 
 def test_dry_run_adni_config_missing_image_fails_before_jobs(tmp_path):
@@ -239,8 +280,9 @@ def test_end_to_end_small_run(small_run, tmp_path):
     def in_run_dir(*args: str):
         return run_snakemake(run_dir, *args, snakefile=run_dir / "Snakefile")
 
-    results = run_dir / "results"
-    scans = (results / "cohort/scans.tsv").read_text().splitlines()
+    shared = run_dir / "results"
+    results = shared / "table1"  # this run's own folder (study: table1, the default)
+    scans = (shared / "cohort/scans.tsv").read_text().splitlines()
     assert len(scans) == 1 + 7
     for name in [
         "table1.csv",
@@ -259,12 +301,13 @@ def test_end_to_end_small_run(small_run, tmp_path):
     ]:
         assert (results / name).stat().st_size > 0, name
     # one ceiling set per (VAE, resolution), not per seed: the held-out reals through it
-    assert [p.name for p in (results / "ceiling").iterdir()] == ["vae32"]
+    assert [p.name for p in (shared / "ceiling").iterdir()] == ["vae32"]
     held_out = sum(1 for line in scans[1:] if line.split("\t")[-1] == "test")
-    ceiling = [list((results / f"ceiling/vae32/{g}").glob("*.png")) for g in ("AD", "CN")]
+    ceiling = [list((shared / f"ceiling/vae32/{g}").glob("*.png")) for g in ("AD", "CN")]
     assert sum(map(len, ceiling)) == held_out > 0
     # the templated condition: each image's prompt and request, and the study's table
-    manifest = (results / "generated/instructed/seed0/AD/manifest.tsv").read_text()
+    (manifest,) = shared.glob("generated/instructed/*/seed0/AD/manifest.tsv")
+    manifest = manifest.read_text()
     assert "requested_age" in manifest and "year old" in manifest
     study = (results / "instructions.md").read_text(encoding="utf-8")
     assert "SYNTHETIC" in study and "shuffled" in study
@@ -272,20 +315,21 @@ def test_end_to_end_small_run(small_run, tmp_path):
     table1 = (results / "table1.md").read_text(encoding="utf-8")
     assert "held-out real AD through the generator (vae32)" in table1
     assert "## What this table found" in table1
-    assert len(list((results / "slices").glob("*.npy"))) == 7
-    assert len(list((results / "qc").glob("*.png"))) == 7
+    assert len(list((shared / "slices").glob("*.npy"))) == 7
+    assert len(list((shared / "qc").glob("*.png"))) == 7
     for seed in (0, 1):
-        assert len(list((results / f"generated/brain/seed{seed}/AD").glob("*.png"))) == 4
-        model = results / f"models/brain/seed{seed}/shared"
+        assert len(list(shared.glob(f"generated/brain/*/seed{seed}/AD/*.png"))) == 4
+        (model,) = shared.glob(f"models/brain/*/seed{seed}/shared")
         assert (model / "validation.png").stat().st_size > 0
         assert not (model / "checkpoints").exists()  # removed once the pipeline is saved
-        cnn = json.loads((results / f"evaluate/seed{seed}/classifier/metrics.json").read_text())
+        cnn = json.loads((shared / f"evaluate/seed{seed}/classifier/metrics.json").read_text())
         assert cnn["arch"]["input_size"] == 32  # evaluate.cnn_input_size reached the model
     # logs are plain lines (no carriage-return frames) and small enough to read with less
-    sizes = {p: p.stat().st_size for p in (results / "logs").rglob("*.log")}
+    sizes = {p: p.stat().st_size for p in shared.rglob("logs/**/*.log")}
     assert sizes and max(sizes.values()) < 20_000, max(sizes.items(), key=lambda kv: kv[1])
     assert not [p for p in sizes if "\r" in p.read_text()]
-    dreambooth_log = (results / "logs/train_dreambooth/brain/seed0/shared.log").read_text()
+    (dreambooth_log,) = shared.glob("logs/train_dreambooth/brain/*/seed0/shared.log")
+    dreambooth_log = dreambooth_log.read_text()
     assert "DreamBooth pipeline: 4/4 step (100%)" in dreambooth_log
     assert len(dreambooth_log) < 10_000
     summary = (results / "table1_summary.md").read_text(encoding="utf-8")
@@ -293,8 +337,8 @@ def test_end_to_end_small_run(small_run, tmp_path):
     # the remedy: two models per seed, each class's images from its own; the remedies table
     for seed in (0, 1):
         for group in ("AD", "CN"):
-            assert (results / f"models/separate/seed{seed}/{group}/pipeline").is_dir()
-            manifest = results / f"generated/separate/seed{seed}/{group}/manifest.tsv"
+            assert len(list(shared.glob(f"models/separate/*/seed{seed}/{group}/pipeline"))) == 1
+            (manifest,) = shared.glob(f"generated/separate/*/seed{seed}/{group}/manifest.tsv")
             assert f"{'zwx' if group == 'AD' else 'qpv'}, a MRI brain" in manifest.read_text()
     remedies = (results / "remedies.md").read_text()
     assert "SYNTHETIC" in remedies and "brain (baseline)" in remedies and "| separate |" in remedies
@@ -303,7 +347,7 @@ def test_end_to_end_small_run(small_run, tmp_path):
     assert "| AD (remedy) |" in (results / "table1.md").read_text()  # Table 1 has every condition
     # bench/coverage.py reads a finished run: reals through R px and through the run's VAE
     out = tmp_path / "coverage.json"
-    cmd = [str(BIN / "python"), str(REPO / "bench/coverage.py"), str(results), "--sizes", "16"]
+    cmd = [str(BIN / "python"), str(REPO / "bench/coverage.py"), str(shared), "--sizes", "16"]
     subprocess.run([*cmd, "--json", str(out)], check=True, capture_output=True, timeout=300)
     rows = json.loads(out.read_text())
     for group in ("AD", "CN"):
@@ -311,12 +355,14 @@ def test_end_to_end_small_run(small_run, tmp_path):
         for name in names:
             assert {"precision", "coverage"} <= set(rows[f"{group}: {name}"])
     assert "SYNTHETIC" in (results / "table1.md").read_text().upper()
-    demo_inputs = sorted(p.stat().st_mtime_ns for p in (results / "demo/ADNI").rglob("*.nii.gz"))
-    report = in_run_dir("--cores", "1", "--configfile", config, "--report", "results/report.html")
+    demo_inputs = sorted(p.stat().st_mtime_ns for p in (shared / "demo/ADNI").rglob("*.nii.gz"))
+    report = in_run_dir(
+        "--cores", "1", "--configfile", config, "--report", "results/table1/report.html"
+    )
     assert report.returncode == 0 and (results / "report.html").stat().st_size > 10_000
     # nothing upstream was rewritten by the report run
     assert demo_inputs == sorted(
-        p.stat().st_mtime_ns for p in (results / "demo/ADNI").rglob("*.nii.gz")
+        p.stat().st_mtime_ns for p in (shared / "demo/ADNI").rglob("*.nii.gz")
     )
     # One stage's setting reruns that stage and what reads it, nothing upstream.
     planned = {}
@@ -355,20 +401,28 @@ def test_end_to_end_small_run(small_run, tmp_path):
         assert not untouched & set(counts), (key, counts)
         if key.startswith("conditions.separate"):  # the other conditions' images stay
             assert counts["generate_images"] == 2, counts  # separate, seeds 0 and 1
-    # and the remedy's sampling change, run for real with the local executor (whichever executor
-    # ran the DAG; a GPU rule among its jobs): the jobs its dry run listed run, nothing else, and
-    # then nothing is left to do
+    # and the remedy's sampling change as a study of its own, run for real with the local
+    # executor (whichever executor ran the DAG; a GPU rule among its jobs): the jobs its dry run
+    # listed run, nothing else (the models and the other image sets are shared), then nothing is
+    # left to do, and not one file of the first run's own folder has changed
     key = "conditions.separate.guidance_scale"
-    changed = write_config(tmp_path / "changed.yaml", SMALL_CONFIG, **{key: {"AD": 2.0}})
+    changes = {key: {"AD": 2.0}, "study": "guidance"}
+    changed = write_config(tmp_path / "changed.yaml", SMALL_CONFIG, **changes)
+    planned = job_counts(in_run_dir("-n", "--configfile", str(changed)).stdout)
+    before = tree_state(results)
     rerun = in_run_dir("--cores", "2", "--configfile", str(changed))
     ran = job_counts(rerun.stdout + rerun.stderr)  # a real run logs its job stats on stderr
-    assert ran == planned[key] and ran["generate_images"] == 2, (ran, planned[key])
+    assert ran == planned and ran["generate_images"] == 2, (ran, planned)
+    assert "train_dreambooth" not in ran and "score_real" not in ran
     assert not job_counts(in_run_dir("-n", "--configfile", str(changed)).stdout)
+    assert tree_state(results) == before
+    assert "| AD (remedy) |" in (shared / "guidance/table1.md").read_text()
+    assert len(list(shared.glob("generated/separate/*/seed0/AD"))) == 2  # both settings kept
 
 
 def test_summary_and_dag_commands_of_the_readme(tmp_path):
     summary = run_snakemake(tmp_path, "--summary").stdout
-    assert "results/table1.csv" in summary and "table1" in summary
+    assert "results/table1/table1.csv" in summary
     dag = run_snakemake(tmp_path, "--dag").stdout
     assert dag.lstrip().startswith("digraph") and "preprocess_scan" in dag
 

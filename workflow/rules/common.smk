@@ -12,7 +12,12 @@ sys.path.insert(
 
 from brainmr import GROUPS  # noqa: E402
 from brainmr.cohort import scans_for_config  # noqa: E402
-from brainmr.conditions import active_specs, conditions_of, remedies_of  # noqa: E402
+from brainmr.conditions import (  # noqa: E402
+    active_specs,
+    conditions_of,
+    remedies_of,
+    settings_key,
+)
 from brainmr.seeds import first_generator_seed, headline_seed  # noqa: E402
 from brainmr.diffusion.config import DemoBaseConfig, DreamBoothConfig  # noqa: E402
 from brainmr.evaluate.ceiling import (  # noqa: E402
@@ -44,6 +49,7 @@ TEST = SCANS.index[SCANS.split == "test"].tolist()
 CONDITIONS = conditions_of(config)
 REMEDIES = remedies_of(config)  # (baseline, remedies) or None
 SEEDS = [int(s) for s in config["seeds"]]
+STUDY = config["study"]
 HEADLINE_SEED = headline_seed(SEEDS)  # Table 1's seed (table1.*, Figure 1)
 INSTRUCTIONS = from_section(InstructionConfig, config["instructions"])
 # Conditions whose prompts are templates (instructions beyond the class)
@@ -70,6 +76,7 @@ JUDGED_SETS = [
 
 
 wildcard_constraints:
+    key=r"[0-9a-f]{8}",
     subject="|".join(map(re.escape, SUBJECTS)),
     condition="|".join(CONDITIONS),
     model="|".join(sorted({m for c in CONDITIONS.values() for m in c.models()})),
@@ -98,10 +105,14 @@ def slices_of(subjects):
     return expand("results/slices/{subject}.npy", subject=subjects)
 
 
+# The demo base is built by the workflow (dreambooth.smk); any other base is read
+BUILDS_DEMO_BASE = os.path.normpath(config["base_model"]) == "results/base/demo"
+
+
 def base_model_input(wildcards):
     """The demo base is built here; a local SD folder must exist; a hub id is diffusers' to fetch."""
     base = config["base_model"]
-    if os.path.normpath(base) == "results/base/demo":
+    if BUILDS_DEMO_BASE:
         return rules.pretrain_demo_base.output[0]
     if os.path.isabs(base) or base.startswith((".", "~")) or os.path.exists(base):
         return os.path.expanduser(base)
@@ -122,8 +133,10 @@ def models_of(wildcards):
     """Class -> the DreamBooth pipeline that generates that class's images."""
     condition = CONDITIONS[wildcards.condition]
     return {
-        group: f"results/models/{wildcards.condition}/seed{wildcards.seed}/"
-        f"{condition.model_of(group)}/pipeline"
+        group: os.path.join(
+            model_dir(wildcards.condition, wildcards.seed, condition.model_of(group)),
+            "pipeline",
+        )
         for group in GROUPS
     }
 
@@ -138,18 +151,77 @@ JUDGE_PARAMS = stage_params(JudgeConfig) | {"seed": config["evaluate"]["seed"]}
 CLASSIFIER_PARAMS = stage_params(ClassifierConfig)  # + the replicate seed
 
 
+def model_settings(name):
+    """The dreambooth keys a condition's training reads, with its overrides: settings that do
+    not change the model (checkpoint cadence) stay out."""
+    settings = CONDITIONS[name].dreambooth_settings(config["dreambooth"])
+    return {key: settings[key] for key in fields_of(DreamBoothConfig) if key != "seed"}
+
+
 def dreambooth_params(wildcards):
-    """The dreambooth keys a model's training reads, with its condition's overrides and the
-    replicate seed: settings that do not change the model (checkpoint cadence) stay out.
-    """
-    settings = CONDITIONS[wildcards.condition].dreambooth_settings(config["dreambooth"])
-    keys = [key for key in fields_of(DreamBoothConfig) if key != "seed"]
-    return {key: settings[key] for key in keys} | {"seed": int(wildcards.seed)}
+    """A model's training settings and its replicate seed (for the folder's key only)."""
+    require_key(wildcards, MODEL_KEYS)
+    return model_settings(wildcards.condition) | {"seed": int(wildcards.seed)}
+
+
+def instruction_settings(name):
+    """How a templated condition's prompts are written (empty for fixed prompts)."""
+    return config["instructions"] if name in TEMPLATED else {}
 
 
 def instruction_params(wildcards):
-    """How a templated condition's prompts are written (empty for fixed prompts)."""
-    return config["instructions"] if wildcards.condition in TEMPLATED else {}
+    return instruction_settings(wildcards.condition)
+
+
+DEMO_BASE_PARAMS = {key: config["demo_base"][key] for key in fields_of(DemoBaseConfig)}
+# Each condition's models and image sets live in a folder named by the settings that make them
+# (brainmr.conditions.settings_key): equal settings share the work across runs and studies,
+# different ones never overwrite it.
+MODEL_KEYS = {
+    name: settings_key(
+        {
+            "base_model": config["base_model"],
+            "demo_base": DEMO_BASE_PARAMS if BUILDS_DEMO_BASE else {},
+            "dreambooth": model_settings(name),
+            "prompts": {m: c.training_prompts(m) for m in c.models()},
+            "instructions": instruction_settings(name),
+        }
+    )
+    for name, c in CONDITIONS.items()
+}
+SET_KEYS = {
+    name: settings_key(
+        {
+            "model": MODEL_KEYS[name],
+            "prompts": c.prompts,
+            "generate": {g: c.generate_settings(config["generate"], g) for g in GROUPS},
+            "instructions": instruction_settings(name),
+        }
+    )
+    for name, c in CONDITIONS.items()
+}
+
+
+def require_key(wildcards, keys):
+    """A keyed folder is made only under its condition's current key."""
+    if wildcards.key != keys[wildcards.condition]:
+        raise ValueError(
+            f"{wildcards.condition}: folder key {wildcards.key} is not this config's "
+            f"({keys[wildcards.condition]}); ask for the targets, not an old folder"
+        )
+
+
+def model_dir(condition, seed, model):
+    return f"results/models/{condition}/{MODEL_KEYS[condition]}/seed{seed}/{model}"
+
+
+def set_dir(condition, seed, group):
+    return f"results/generated/{condition}/{SET_KEYS[condition]}/seed{seed}/{group}"
+
+
+def study(path):
+    """A path in this run's own folder: its tables, figures, report and what only it reads."""
+    return f"results/{STUDY}/{path}"
 
 
 INSTRUCTION_BASELINE = (
@@ -161,9 +233,8 @@ INSTRUCTION_BASELINE = (
 
 def instruction_inputs(wildcards):
     """Class -> image folders of the templated condition (AD, CN) and of the baseline."""
-    folder = "results/generated/{c}/seed{s}/{g}"
     return {
-        f"{role}_{g}": folder.format(c=c, s=wildcards.seed, g=g)
+        f"{role}_{g}": set_dir(c, wildcards.seed, g)
         for role, c in (
             ("instructed", wildcards.condition),
             ("baseline", INSTRUCTION_BASELINE),
@@ -176,10 +247,10 @@ def requests_of(wildcards):
     """A templated condition's requests table for the seed (rule write_requests); none else."""
     if wildcards.condition not in TEMPLATED:
         return []
-    return f"results/requests/{wildcards.condition}/seed{wildcards.seed}.tsv"
-
-
-DEMO_BASE_PARAMS = {key: config["demo_base"][key] for key in fields_of(DemoBaseConfig)}
+    return (
+        f"results/requests/{wildcards.condition}/{SET_KEYS[wildcards.condition]}/"
+        f"seed{wildcards.seed}.tsv"
+    )
 
 
 def provenance(wildcards):
@@ -203,89 +274,84 @@ def per_seed(pattern, **wildcards):
     return expand(pattern, seed=SEEDS, allow_missing=True, **wildcards)
 
 
+def score_file(condition, seed, group):
+    """The seed-free scores of a generated set (rule score_generated)."""
+    return f"results/evaluate/scores/{condition}/{SET_KEYS[condition]}/seed{seed}_{group}.tsv"
+
+
 def score_tables(wildcards):
     """The seed-free score tables of one replicate seed's generated sets."""
-    return expand(
-        "results/evaluate/seed{seed}/scores/{condition}_{group}.tsv",
-        seed=wildcards.seed,
-        condition=CONDITIONS,
-        group=GROUPS,
-    )
+    return [score_file(c, wildcards.seed, g) for c in CONDITIONS for g in GROUPS]
 
 
 def seed_free_tables(wildcards):
     """The seed-free score tables of every set a seed's CNN judges, in JUDGED_SETS order (a
     generated set's is its seed's; the ceiling sets' and the held-out reals' are shared).
     """
+    generated = {
+        f"{c}_{g}": score_file(c, wildcards.seed, g) for c in CONDITIONS for g in GROUPS
+    }
     return [
-        (
-            f"results/evaluate/scores/{name}.tsv"
-            if name == "real_test" or is_ceiling(name)
-            else f"results/evaluate/seed{wildcards.seed}/scores/{name}.tsv"
-        )
+        generated.get(name, f"results/evaluate/scores/{name}.tsv")
         for name in JUDGED_SETS
     ]
 
 
 def cnn_tables(wildcards):
     return expand(
-        "results/evaluate/seed{seed}/cnn/{set}.tsv",
-        seed=wildcards.seed,
-        set=JUDGED_SETS,
+        study("evaluate/seed{seed}/cnn/{set}.tsv"), seed=wildcards.seed, set=JUDGED_SETS
     )
 
 
 def cnn_features(wildcards):
     return expand(
-        "results/evaluate/seed{seed}/cnn/{set}.npy",
-        seed=wildcards.seed,
-        set=JUDGED_SETS,
+        study("evaluate/seed{seed}/cnn/{set}.npy"), seed=wildcards.seed, set=JUDGED_SETS
     )
 
 
 def generated_sets():
     """(folder, replicate seed) of every generated set, conditions in config order."""
-    return [
-        (f"results/generated/{c}/seed{s}/{g}", s)
-        for c in CONDITIONS
-        for s in SEEDS
-        for g in GROUPS
-    ]
+    return [(set_dir(c, s, g), s) for c in CONDITIONS for s in SEEDS for g in GROUPS]
 
 
 def all_targets():
     return (
         [
             expand("results/qc/{subject}.png", subject=SUBJECTS),
-            "results/table1.csv",
-            "results/table1.md",
-            "results/table1_vs_paper.md",
-            "results/table1_summary.csv",
-            "results/table1_summary.md",
-            "results/metrics.csv",
-            "results/evaluate/kde_sensitivity.csv",
-            "results/figure1.png",
-            "results/figures/forest.png",
-            "results/figures/likelihood_histograms.png",
-            "results/figures/memorization.png",
-            "results/morphometry.csv",
-            "results/morphometry.md",
-            "results/figures/morphometry.png",
+            *map(
+                study,
+                [
+                    "table1.csv",
+                    "table1.md",
+                    "table1_vs_paper.md",
+                    "table1_summary.csv",
+                    "table1_summary.md",
+                    "metrics.csv",
+                    "evaluate/kde_sensitivity.csv",
+                    "figure1.png",
+                    "figures/forest.png",
+                    "figures/likelihood_histograms.png",
+                    "figures/memorization.png",
+                    "morphometry.csv",
+                    "morphometry.md",
+                    "figures/morphometry.png",
+                ],
+            ),
         ]
         + (
             [
-                "results/instructions.csv",
-                "results/instructions.md",
-                *expand("results/figures/instructions_seed{seed}.png", seed=SEEDS),
+                study("instructions.csv"),
+                study("instructions.md"),
+                *expand(study("figures/instructions_seed{seed}.png"), seed=SEEDS),
             ]
             if TEMPLATED
             else []
         )
         + (
             [
-                "results/remedies.csv",
-                "results/remedies.md",
-                "results/figures/remedies_forest.png",
+                study("remedies.csv"),
+                study("remedies.md"),
+                study("figures/remedies_forest.png"),
             ]
             if REMEDIES
             else []
@@ -296,6 +362,7 @@ def all_targets():
 def generation_params(wildcards):
     """Class -> generate settings (with the condition's overrides) and the set's first generator
     seed (brainmr.seeds)."""
+    require_key(wildcards, SET_KEYS)
     condition = CONDITIONS[wildcards.condition]
     seed = {"seed": first_generator_seed(int(wildcards.seed))}
     return {

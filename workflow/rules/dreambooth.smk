@@ -66,24 +66,24 @@ rule train_dreambooth:
         base=base_model_input,
         slices=rules.write_slice_table.output[0],
     output:
-        model=directory("results/models/{condition}/seed{seed}/{model}/pipeline"),
-        loss="results/models/{condition}/seed{seed}/{model}/loss.tsv",
+        model=directory("results/models/{condition}/{key}/seed{seed}/{model}/pipeline"),
+        loss="results/models/{condition}/{key}/seed{seed}/{model}/loss.tsv",
         loss_plot=report(
-            "results/models/{condition}/seed{seed}/{model}/loss.png",
+            "results/models/{condition}/{key}/seed{seed}/{model}/loss.png",
             category="DreamBooth",
-            subcategory="{condition}, seed {seed}, {model}",
+            subcategory="{condition} ({key}), seed {seed}, {model}",
             caption="../report/loss.rst",
         ),
         validation=report(
-            "results/models/{condition}/seed{seed}/{model}/validation.png",
+            "results/models/{condition}/{key}/seed{seed}/{model}/validation.png",
             category="DreamBooth",
-            subcategory="{condition}, seed {seed}, {model}",
+            subcategory="{condition} ({key}), seed {seed}, {model}",
             caption="../report/validation.rst",
         ),
     log:
-        "results/logs/train_dreambooth/{condition}/seed{seed}/{model}.log",
+        "results/logs/train_dreambooth/{condition}/{key}/seed{seed}/{model}.log",
     benchmark:
-        "results/benchmarks/train_dreambooth/{condition}/seed{seed}/{model}.tsv"
+        "results/benchmarks/train_dreambooth/{condition}/{key}/seed{seed}/{model}.tsv"
     conda:
         "../../envs/diffusion.yaml"
     threads: config["job_threads"]
@@ -96,6 +96,6 @@ rule train_dreambooth:
         prompts=training_prompts,
         dreambooth=dreambooth_params,
         instructions=instruction_params,
-        work_dir="results/models/{condition}/seed{seed}/{model}",
+        work_dir="results/models/{condition}/{key}/seed{seed}/{model}",
     script:
         "../scripts/train_dreambooth.py"

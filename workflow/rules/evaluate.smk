@@ -61,16 +61,16 @@ rule train_classifier:
 
 rule score_generated:
     input:
-        images="results/generated/{condition}/seed{seed}/{group}",
+        images="results/generated/{condition}/{key}/seed{seed}/{group}",
         kde=rules.fit_kde.output.model,
         slices=rules.write_slice_table.output[0],
     output:
         # kept (not temp): a changed outlier rule then reruns without rescoring every image
-        "results/evaluate/seed{seed}/scores/{condition}_{group}.tsv",
+        "results/evaluate/scores/{condition}/{key}/seed{seed}_{group}.tsv",
     log:
-        "results/logs/score_generated/seed{seed}/{condition}_{group}.log",
+        "results/logs/score_generated/{condition}/{key}/seed{seed}_{group}.log",
     benchmark:
-        "results/benchmarks/score_generated/seed{seed}/{condition}_{group}.tsv"
+        "results/benchmarks/score_generated/{condition}/{key}/seed{seed}_{group}.tsv"
     conda:
         "../../envs/evaluate.yaml"
     script:
@@ -153,12 +153,12 @@ rule judge_images:
         classifier=rules.train_classifier.output.model,
     output:
         # one job per seed: the CNN is loaded once and judges every set, each in one pass
-        tables=expand("results/evaluate/seed{{seed}}/cnn/{set}.tsv", set=JUDGED_SETS),
-        features=expand("results/evaluate/seed{{seed}}/cnn/{set}.npy", set=JUDGED_SETS),
+        tables=expand(study("evaluate/seed{{seed}}/cnn/{set}.tsv"), set=JUDGED_SETS),
+        features=expand(study("evaluate/seed{{seed}}/cnn/{set}.npy"), set=JUDGED_SETS),
     log:
-        "results/logs/judge_images/seed{seed}.log",
+        study("logs/judge_images/seed{seed}.log"),
     benchmark:
-        "results/benchmarks/judge_images/seed{seed}.tsv"
+        study("benchmarks/judge_images/seed{seed}.tsv")
     conda:
         "../../envs/evaluate.yaml"
     threads: config["job_threads"]
@@ -199,11 +199,11 @@ rule flag_outliers:
         references=rules.flag_references.output[0],
         cnn=cnn_tables,
     output:
-        "results/evaluate/seed{seed}/scores.tsv",
+        study("evaluate/seed{seed}/scores.tsv"),
     log:
-        "results/logs/flag_outliers/seed{seed}.log",
+        study("logs/flag_outliers/seed{seed}.log"),
     benchmark:
-        "results/benchmarks/flag_outliers/seed{seed}.tsv"
+        study("benchmarks/flag_outliers/seed{seed}.tsv")
     conda:
         "../../envs/evaluate.yaml"
     script:
@@ -219,11 +219,11 @@ rule measure_sets:
         classifier_metrics=rules.train_classifier.output.metrics,
         slices=rules.write_slice_table.output[0],
     output:
-        "results/evaluate/seed{seed}/set_metrics.tsv",
+        study("evaluate/seed{seed}/set_metrics.tsv"),
     log:
-        "results/logs/measure_sets/seed{seed}.log",
+        study("logs/measure_sets/seed{seed}.log"),
     benchmark:
-        "results/benchmarks/measure_sets/seed{seed}.tsv"
+        study("benchmarks/measure_sets/seed{seed}.tsv")
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -238,14 +238,14 @@ rule measure_kde_sensitivity:
         slices=rules.write_slice_table.output[0],
     output:
         report(
-            "results/evaluate/kde_sensitivity.csv",
+            study("evaluate/kde_sensitivity.csv"),
             category="Beyond the paper",
             caption="../report/kde_sensitivity.rst",
         ),
     log:
-        "results/logs/measure_kde_sensitivity.log",
+        study("logs/measure_kde_sensitivity.log"),
     benchmark:
-        "results/benchmarks/measure_kde_sensitivity.tsv"
+        study("benchmarks/measure_kde_sensitivity.tsv")
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -264,16 +264,16 @@ rule summarise_replicates:
         cnn=per_seed(rules.train_classifier.output.metrics),
         reals=rules.measure_real_morphometry.output[0],
     output:
-        by_seed="results/evaluate/table1_by_seed.tsv",
-        summary="results/evaluate/table1_summary.tsv",
-        comparisons="results/evaluate/comparisons.tsv",
-        verdict="results/evaluate/verdict.json",
-        morphometry="results/evaluate/morphometry.tsv",
-        findings="results/evaluate/findings.json",
+        by_seed=study("evaluate/table1_by_seed.tsv"),
+        summary=study("evaluate/table1_summary.tsv"),
+        comparisons=study("evaluate/comparisons.tsv"),
+        verdict=study("evaluate/verdict.json"),
+        morphometry=study("evaluate/morphometry.tsv"),
+        findings=study("evaluate/findings.json"),
     log:
-        "results/logs/summarise_replicates.log",
+        study("logs/summarise_replicates.log"),
     benchmark:
-        "results/benchmarks/summarise_replicates.tsv"
+        study("benchmarks/summarise_replicates.tsv")
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -288,11 +288,11 @@ rule summarise_remedies:
     input:
         by_seed=rules.summarise_replicates.output.by_seed,
     output:
-        "results/evaluate/remedies.tsv",
+        study("evaluate/remedies.tsv"),
     log:
-        "results/logs/summarise_remedies.log",
+        study("logs/summarise_remedies.log"),
     benchmark:
-        "results/benchmarks/summarise_remedies.tsv"
+        study("benchmarks/summarise_remedies.tsv")
     conda:
         "../../envs/evaluate.yaml"
     params:

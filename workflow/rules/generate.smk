@@ -8,9 +8,9 @@ rule write_requests:
     input:
         slices=rules.write_slice_table.output[0],
     output:
-        "results/requests/{condition}/seed{seed}.tsv",
+        "results/requests/{condition}/{key}/seed{seed}.tsv",
     log:
-        "results/logs/write_requests/{condition}/seed{seed}.log",
+        "results/logs/write_requests/{condition}/{key}/seed{seed}.log",
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -26,12 +26,12 @@ rule generate_images:
         unpack(models_of),
         requests=requests_of,
     output:
-        AD=directory("results/generated/{condition}/seed{seed}/AD"),
-        CN=directory("results/generated/{condition}/seed{seed}/CN"),
+        AD=directory("results/generated/{condition}/{key}/seed{seed}/AD"),
+        CN=directory("results/generated/{condition}/{key}/seed{seed}/CN"),
     log:
-        "results/logs/generate_images/{condition}/seed{seed}.log",
+        "results/logs/generate_images/{condition}/{key}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/generate_images/{condition}/seed{seed}.tsv"
+        "results/benchmarks/generate_images/{condition}/{key}/seed{seed}.tsv"
     conda:
         "../../envs/diffusion.yaml"
     threads: config["job_threads"]

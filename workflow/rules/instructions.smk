@@ -33,11 +33,11 @@ rule judge_instructions:
         set_metrics=rules.measure_sets.output[0],
         judges=rules.train_attribute_judges.output.model,
     output:
-        "results/evaluate/seed{seed}/instructions/{condition}.tsv",
+        study("evaluate/seed{seed}/instructions/{condition}.tsv"),
     log:
-        "results/logs/judge_instructions/seed{seed}/{condition}.log",
+        study("logs/judge_instructions/seed{seed}/{condition}.log"),
     benchmark:
-        "results/benchmarks/judge_instructions/seed{seed}/{condition}.tsv"
+        study("benchmarks/judge_instructions/seed{seed}/{condition}.tsv")
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -50,7 +50,7 @@ rule judge_instructions:
 rule summarise_instructions:
     input:
         images=expand(
-            "results/evaluate/seed{seed}/instructions/{condition}.tsv",
+            study("evaluate/seed{seed}/instructions/{condition}.tsv"),
             seed=SEEDS,
             condition=TEMPLATED,
         ),
@@ -58,13 +58,13 @@ rule summarise_instructions:
         morphometry=rules.measure_real_morphometry.output[0],
         judges=rules.train_attribute_judges.output.model,
     output:
-        table="results/evaluate/instructions.tsv",
-        images="results/evaluate/instruction_images.tsv",
-        reals="results/evaluate/instruction_reals.tsv",
+        table=study("evaluate/instructions.tsv"),
+        images=study("evaluate/instruction_images.tsv"),
+        reals=study("evaluate/instruction_reals.tsv"),
     log:
-        "results/logs/summarise_instructions.log",
+        study("logs/summarise_instructions.log"),
     benchmark:
-        "results/benchmarks/summarise_instructions.tsv"
+        study("benchmarks/summarise_instructions.tsv")
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -81,20 +81,20 @@ rule report_instructions:
         reals=rules.summarise_instructions.output.reals,
     output:
         csv=report(
-            "results/instructions.csv",
+            study("instructions.csv"),
             category="Instructions",
             caption="../report/instructions.rst",
         ),
-        md="results/instructions.md",
+        md=study("instructions.md"),
         figures=report(
-            expand("results/figures/instructions_seed{seed}.png", seed=SEEDS),
+            expand(study("figures/instructions_seed{seed}.png"), seed=SEEDS),
             category="Instructions",
             caption="../report/instructions.rst",
         ),
     log:
-        "results/logs/report_instructions.log",
+        study("logs/report_instructions.log"),
     benchmark:
-        "results/benchmarks/report_instructions.tsv"
+        study("benchmarks/report_instructions.tsv")
     conda:
         "../../envs/evaluate.yaml"
     params:

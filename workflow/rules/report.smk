@@ -13,35 +13,35 @@ rule report_tables:
         kde=rules.fit_kde.output.summary,
     output:
         csv=report(
-            "results/table1.csv", category="Table 1", caption="../report/table1.rst"
+            study("table1.csv"), category="Table 1", caption="../report/table1.rst"
         ),
-        md="results/table1.md",
+        md=study("table1.md"),
         html=report(
-            "results/table1.html",
+            study("table1.html"),
             category="Table 1",
             caption="../report/table1.rst",
         ),
-        vs_paper="results/table1_vs_paper.md",
+        vs_paper=study("table1_vs_paper.md"),
         summary_csv=report(
-            "results/table1_summary.csv",
+            study("table1_summary.csv"),
             category="Table 1",
             caption="../report/table1_summary.rst",
         ),
-        summary_md="results/table1_summary.md",
+        summary_md=study("table1_summary.md"),
         summary_html=report(
-            "results/table1_summary.html",
+            study("table1_summary.html"),
             category="Table 1",
             caption="../report/table1_summary.rst",
         ),
         metrics=report(
-            "results/metrics.csv",
+            study("metrics.csv"),
             category="Beyond the paper",
             caption="../report/metrics.rst",
         ),
     log:
-        "results/logs/report_tables.log",
+        study("logs/report_tables.log"),
     benchmark:
-        "results/benchmarks/report_tables.tsv"
+        study("benchmarks/report_tables.tsv")
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -62,27 +62,27 @@ rule draw_figures:
         by_seed=rules.summarise_replicates.output.by_seed,
     output:
         figure1=report(
-            "results/figure1.png", category="Figure 1", caption="../report/figure1.rst"
+            study("figure1.png"), category="Figure 1", caption="../report/figure1.rst"
         ),
         forest=report(
-            "results/figures/forest.png",
+            study("figures/forest.png"),
             category="Table 1",
             caption="../report/forest.rst",
         ),
         histograms=report(
-            "results/figures/likelihood_histograms.png",
+            study("figures/likelihood_histograms.png"),
             category="Figure 1",
             caption="../report/histograms.rst",
         ),
         memorization=report(
-            "results/figures/memorization.png",
+            study("figures/memorization.png"),
             category="Beyond the paper",
             caption="../report/memorization.rst",
         ),
     log:
-        "results/logs/draw_figures.log",
+        study("logs/draw_figures.log"),
     benchmark:
-        "results/benchmarks/draw_figures.tsv"
+        study("benchmarks/draw_figures.tsv")
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -100,20 +100,20 @@ rule report_morphometry:
         scores=per_seed(rules.flag_outliers.output[0]),
     output:
         csv=report(
-            "results/morphometry.csv",
+            study("morphometry.csv"),
             category="Table 1",
             caption="../report/morphometry.rst",
         ),
-        md="results/morphometry.md",
+        md=study("morphometry.md"),
         figure=report(
-            "results/figures/morphometry.png",
+            study("figures/morphometry.png"),
             category="Table 1",
             caption="../report/morphometry.rst",
         ),
     log:
-        "results/logs/report_morphometry.log",
+        study("logs/report_morphometry.log"),
     benchmark:
-        "results/benchmarks/report_morphometry.tsv"
+        study("benchmarks/report_morphometry.tsv")
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -129,20 +129,20 @@ rule report_remedies:
         rules.summarise_remedies.output[0],
     output:
         csv=report(
-            "results/remedies.csv",
+            study("remedies.csv"),
             category="Remedies",
             caption="../report/remedies.rst",
         ),
-        md="results/remedies.md",
+        md=study("remedies.md"),
         forest=report(
-            "results/figures/remedies_forest.png",
+            study("figures/remedies_forest.png"),
             category="Remedies",
             caption="../report/remedies_forest.rst",
         ),
     log:
-        "results/logs/report_remedies.log",
+        study("logs/report_remedies.log"),
     benchmark:
-        "results/benchmarks/report_remedies.tsv"
+        study("benchmarks/report_remedies.tsv")
     conda:
         "../../envs/evaluate.yaml"
     params:
