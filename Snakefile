@@ -22,6 +22,7 @@ include: "workflow/rules/dreambooth.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/instructions.smk"
+include: "workflow/rules/privacy.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -27,20 +27,24 @@ STAGES = set(ALLOWED)
 ROOMS = ["stats", "judges", "table1", "studies"]
 
 
+def imported_names(path: Path) -> list[list[str]]:
+    """Every dotted name a file imports (modules and the names taken from them), split."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return [name.split(".") for name in names]
+
+
 def stage_imports(path: Path) -> set[str]:
     """The brainmr stages a file imports."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "brainmr" and len(parts) > 1 and parts[1] in STAGES:
-                found.add(parts[1])
-    return found
+    return {
+        parts[1]
+        for parts in imported_names(path)
+        if parts[0] == "brainmr" and len(parts) > 1 and parts[1] in STAGES
+    }
 
 
 def modules():
@@ -64,18 +68,11 @@ def test_the_check_sees_an_upward_import(tmp_path):
 
 def room_imports(path: Path) -> set[str]:
     """The evaluate sub-packages (ROOMS) a file imports."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        for name in names:
-            parts = name.split(".")
-            if parts[:2] == ["brainmr", "evaluate"] and len(parts) > 2 and parts[2] in ROOMS:
-                found.add(parts[2])
-    return found
+    return {
+        parts[2]
+        for parts in imported_names(path)
+        if parts[:2] == ["brainmr", "evaluate"] and len(parts) > 2 and parts[2] in ROOMS
+    }
 
 
 def evaluate_modules():

@@ -345,6 +345,16 @@ def test_end_to_end_small_run(small_run, tmp_path):
     assert (results / "figures/remedies_forest.png").stat().st_size > 0
     assert "separate" in (results / "remedies.csv").read_text()
     assert "| AD (remedy) |" in (results / "table1.md").read_text()  # Table 1 has every condition
+    # the privacy study (brain's models and the base): the attack, its floor, copies, steps
+    privacy = (results / "privacy.md").read_text(encoding="utf-8")
+    assert "SYNTHETIC" in privacy and "base model (floor)" in privacy
+    assert "not estimable" in privacy  # 2 non-members per model cannot resolve 10% FPR
+    table = (results / "privacy.csv").read_text().splitlines()
+    assert len(table) == 2 and table[0].startswith("condition,model,n_seeds,auc_mean")
+    assert (results / "figures/privacy_attack.png").stat().st_size > 0
+    assert (results / "figures/privacy_steps_brain.png").stat().st_size > 0
+    steps = (results / "evaluate/privacy_steps.tsv").read_text().splitlines()
+    assert [line.split("\t")[1] for line in steps[1:]] == ["2", "4"]
     # bench/coverage.py reads a finished run: reals through R px and through the run's VAE
     out = tmp_path / "coverage.json"
     cmd = [str(BIN / "python"), str(REPO / "bench/coverage.py"), str(shared), "--sizes", "16"]

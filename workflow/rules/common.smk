@@ -19,7 +19,11 @@ from brainmr.conditions import (  # noqa: E402
     settings_key,
 )
 from brainmr.seeds import first_generator_seed, headline_seed  # noqa: E402
-from brainmr.diffusion.config import DemoBaseConfig, DreamBoothConfig  # noqa: E402
+from brainmr.diffusion.config import (  # noqa: E402
+    DemoBaseConfig,
+    DreamBoothConfig,
+    MembershipConfig,
+)
 from brainmr.evaluate.ceiling import (  # noqa: E402
     bottleneck_name,
     ceiling_condition,
@@ -82,6 +86,7 @@ wildcard_constraints:
     model="|".join(sorted({m for c in CONDITIONS.values() for m in c.models()})),
     group="|".join(GROUPS),
     seed=r"\d+",
+    stage=r"seed\d+|base",
     bottleneck="|".join(BOTTLENECKS),
     acq=r"\d{4}-\d{2}-\d{2}_\d{2}_\d{2}_\d{2}\.0",
     image_id=r"I\d+",
@@ -219,6 +224,52 @@ def set_dir(condition, seed, group):
     return f"results/generated/{condition}/{SET_KEYS[condition]}/seed{seed}/{group}"
 
 
+# The privacy study (section privacy:, absent = off): which conditions' models are attacked
+PRIVACY = config.get("privacy")
+PRIVACY_CONDITIONS = (
+    list(PRIVACY.get("conditions") or CONDITIONS) if PRIVACY is not None else []
+)
+unknown = sorted(set(PRIVACY_CONDITIONS) - set(CONDITIONS))
+if unknown:
+    raise ValueError(f"privacy.conditions: {unknown} are not conditions of this config")
+
+
+def privacy_params(wildcards):
+    """How a slice's denoising loss is measured (the model's folder key checked)."""
+    require_key(wildcards, MODEL_KEYS)
+    return {key: PRIVACY[key] for key in fields_of(MembershipConfig)}
+
+
+def privacy_model(wildcards):
+    """The pipeline a privacy job attacks: a replicate's DreamBooth model, or the base."""
+    if wildcards.stage == "base":
+        return base_model_input(wildcards)
+    seed = wildcards.stage.removeprefix("seed")
+    return os.path.join(
+        model_dir(wildcards.condition, seed, wildcards.model), "pipeline"
+    )
+
+
+def privacy_validation(wildcards):
+    """A trained model's validation grids (the base has none)."""
+    if wildcards.stage == "base":
+        return []
+    seed = wildcards.stage.removeprefix("seed")
+    return os.path.join(
+        model_dir(wildcards.condition, seed, wildcards.model), "validation"
+    )
+
+
+def privacy_tables(kind):
+    """Every attacked model's table of ``kind`` (membership, steps): seeds, then the base."""
+    return [
+        f"results/privacy/{c}/{MODEL_KEYS[c]}/{stage}/{m}_{kind}.tsv"
+        for c in PRIVACY_CONDITIONS
+        for m in CONDITIONS[c].models()
+        for stage in [*(f"seed{s}" for s in SEEDS), "base"]
+    ]
+
+
 def study(path):
     """A path in this run's own folder: its tables, figures, report and what only it reads."""
     return f"results/{STUDY}/{path}"
@@ -345,6 +396,19 @@ def all_targets():
                 *expand(study("figures/instructions_seed{seed}.png"), seed=SEEDS),
             ]
             if TEMPLATED
+            else []
+        )
+        + (
+            [
+                study("privacy.csv"),
+                study("privacy.md"),
+                study("figures/privacy_attack.png"),
+                *expand(
+                    study("figures/privacy_steps_{condition}.png"),
+                    condition=PRIVACY_CONDITIONS,
+                ),
+            ]
+            if PRIVACY is not None
             else []
         )
         + (

@@ -67,6 +67,10 @@ rule train_dreambooth:
         slices=rules.write_slice_table.output[0],
     output:
         model=directory("results/models/{condition}/{key}/seed{seed}/{model}/pipeline"),
+        # the grids drawn while it trained (fixed seeds): the privacy study's step curve
+        validation_grids=directory(
+            "results/models/{condition}/{key}/seed{seed}/{model}/validation"
+        ),
         loss="results/models/{condition}/{key}/seed{seed}/{model}/loss.tsv",
         loss_plot=report(
             "results/models/{condition}/{key}/seed{seed}/{model}/loss.png",

@@ -26,18 +26,21 @@ def slice_table(scans: pd.DataFrame, slice_paths: list[str]) -> pd.DataFrame:
 
 
 def instance_set(
-    slices: pd.DataFrame, prompts: dict[str, str], instructions: InstructionConfig | None = None
+    slices: pd.DataFrame,
+    prompts: dict[str, str],
+    instructions: InstructionConfig | None = None,
+    split: str = "train",
 ) -> pd.DataFrame:
-    """Train slices of the classes in ``prompts`` (class -> prompt; a model of one class gets
-    one), each with its class's prompt (prompts are kept whole: commas too). A template prompt
-    is written per slice from its subject's fields (brainmr.instructions)."""
+    """Train slices (or another split's) of the classes in ``prompts`` (class -> prompt; a model
+    of one class gets one), each with its class's prompt (prompts are kept whole: commas too). A
+    template prompt is written per slice from its subject's fields (brainmr.instructions)."""
     unknown = sorted(set(prompts) - set(GROUPS))
     if unknown:
         raise ValueError(f"prompts for unknown class(es) {unknown} (classes: {list(GROUPS)})")
-    train = slices[(slices.split == "train") & slices.group.isin(list(prompts))]
+    train = slices[(slices.split == split) & slices.group.isin(list(prompts))]
     empty = [g for g in prompts if not (train.group == g).any()]
     if empty:
-        raise ValueError(f"no train slices of class(es) {empty}")
+        raise ValueError(f"no {split} slices of class(es) {empty}")
     out = train[["subject", "group", "path"]].copy()
     rows = train.to_dict("records")
     out["prompt"] = [render(prompts[row["group"]], row, instructions) for row in rows]

@@ -74,3 +74,14 @@ class GenerateConfig:
     negative_prompt: str
     seed: int  # the generator seed of image 0 (brainmr.seeds.first_generator_seed), not a replicate
     mixed_precision: str
+
+
+@dataclass(frozen=True)
+class MembershipConfig:
+    """How a slice's denoising loss is measured for the membership-inference attack (the
+    privacy section): the timesteps and noise draws it is averaged over, their seed, the batch."""
+
+    timesteps: list[int]
+    noise_draws: int
+    seed: int
+    batch_size: int
