@@ -26,9 +26,11 @@ pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 PROMPT = "AD, a MRI brain"
 MEMBERSHIP = MembershipConfig(timesteps=[100, 200, 300, 400], noise_draws=4, seed=0, batch_size=8)
-# blob centres (row, col) of the 4 members and of the 4 slices the model never sees
+# blob centres (row, col) of the 4 members and of the 4 slices the model never sees: each near
+# a member, so that unseen subjects resemble the trained ones as real subjects do (nearest-member
+# r 0.62-0.70) and the memorization threshold they set is a demanding one
 MEMBERS = [(50, 50), (50, 110), (110, 50), (110, 110)]
-OTHERS = [(80, 45), (45, 80), (80, 115), (115, 80)]
+OTHERS = [(58, 50), (50, 118), (118, 50), (110, 100)]
 
 
 def disc_with_blob(centre: tuple[int, int]) -> np.ndarray:
@@ -42,8 +44,9 @@ def disc_with_blob(centre: tuple[int, int]) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """The tiny base (its VAE trained on discs with blobs anywhere; its UNet untrained) and a
-    DreamBooth model trained 300 steps on the 4 members: paths, and the candidates table."""
+    """The tiny base (pretrained on 48 discs with blobs anywhere: it draws discs with blobs, not
+    the members) and a DreamBooth model trained 300 steps on the 4 members, far past what 4
+    slices need: paths, and the candidates table."""
     root = tmp_path_factory.mktemp("membership")
     rows = []
     for i, centre in enumerate(MEMBERS + OTHERS):
@@ -55,7 +58,9 @@ def models(tmp_path_factory):
         )
     candidates = pd.DataFrame(rows)
     cfg = stage_config(
-        DemoBaseConfig, "demo_base", **(TINY_BASE | {"vae_steps": 300, "unet_steps": 1})
+        DemoBaseConfig,
+        "demo_base",
+        **(TINY_BASE | {"vae_steps": 300, "unet_steps": 400, "learning_rate": 2e-3}),
     )
     build_demo_base(root / "untrained", cfg=cfg)
     rng = np.random.default_rng(0)
@@ -112,7 +117,7 @@ def test_a_model_trained_far_past_convergence_gives_its_members_away(models):
     shuffled = np.array([True, False, True, False, False, True, False, True])
     assert attack(models, "model", shuffled)["auc_low"] <= 0.5
     copied = copies(models, "model")
-    assert copied["copies"].sum() >= 4 and (copied["copies"] > 0).sum() >= 2
+    assert copied["copies"].sum() >= 3 and (copied["copies"] > 0).sum() >= 2
 
 
 def test_the_untrained_base_tells_nobody_and_copies_nobody(models):
