@@ -108,6 +108,11 @@ TEXT_COLUMNS = (
     "requested_sex",
     "visit",
     "description",
+    "model",
+    "stage",
+    "auc_per_seed",
+    "share_copied_per_seed",
+    "copies_per_seed",
 )
 
 
