@@ -46,6 +46,9 @@ def tree_state(folder: Path) -> dict[str, tuple[int, bytes]]:
     }
 
 
+DROP = object()  # write_config: leave this key out
+
+
 def write_config(path: Path, base: str, **changes) -> Path:
     config = yaml.safe_load((REPO / base).read_text())
     for dotted, value in changes.items():
@@ -53,7 +56,10 @@ def write_config(path: Path, base: str, **changes) -> Path:
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node.setdefault(key, {})
-        node[leaf] = value
+        if value is DROP:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -416,7 +422,9 @@ def test_end_to_end_small_run(small_run, tmp_path):
     # listed run, nothing else (the models and the other image sets are shared), then nothing is
     # left to do, and not one file of the first run's own folder has changed
     key = "conditions.separate.guidance_scale"
-    changes = {key: {"AD": 2.0}, "study": "guidance"}
+    # a study of the remedy alone: the instructed condition and the privacy study left out
+    changes = {key: {"AD": 2.0}, "study": "guidance", "conditions.instructed": None}
+    changes |= {"privacy": DROP, "instructions": DROP}
     changed = write_config(tmp_path / "changed.yaml", SMALL_CONFIG, **changes)
     planned = job_counts(in_run_dir("-n", "--configfile", str(changed)).stdout)
     before = tree_state(results)

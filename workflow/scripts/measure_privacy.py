@@ -1,7 +1,7 @@
 import _brainmr_path  # noqa: F401
 
 from brainmr.diffusion.config import MembershipConfig
-from brainmr.evaluate.studies.privacy_files import measure_model_privacy
+from brainmr.evaluate.studies.privacy_measure import measure_model_privacy
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

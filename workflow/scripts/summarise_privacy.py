@@ -1,6 +1,6 @@
 import _brainmr_path  # noqa: F401
 
-from brainmr.evaluate.studies.privacy_files import summarise_privacy
+from brainmr.evaluate.studies.privacy_summary import summarise_privacy
 from brainmr.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,10 +1,9 @@
-"""The privacy study's file-level steps (brainmr.evaluate.studies.privacy computes): per model,
-the slices' denoising losses and the validation images' nearest training slices; per run, the
-attack, copies and step tables."""
+"""The privacy study's measuring step, per attacked model (it runs in the diffusion env): the
+slices' denoising losses (brainmr.diffusion.membership) and the validation images' nearest
+training slices."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,26 +12,12 @@ import pandas as pd
 
 from brainmr import SLICE_SIZE, io
 from brainmr.cohort import instance_set, read_slices
-from brainmr.conditions import REAL_CONDITION
 from brainmr.diffusion.common import resize_image
 from brainmr.diffusion.config import MembershipConfig
 from brainmr.diffusion.membership import measure_membership
 from brainmr.evaluate.images import flatten, load_normalised, rescale_foreground
 from brainmr.evaluate.judges.metrics import brain_mask, masked_nearest_neighbours
-from brainmr.evaluate.judges.outliers import is_generated
-from brainmr.evaluate.studies.privacy import (
-    attack_summary,
-    attack_table,
-    copies_per_subject,
-    copies_summary,
-    most_copied,
-    step_curve,
-    threshold_interval,
-)
 from brainmr.instructions import InstructionConfig
-from brainmr.io import as_bool
-
-log = logging.getLogger(__name__)
 
 STEP_COLUMNS = ["condition", "seed", "model", "step", "prompt", "image", "nn_corr", "nn_path"]
 
@@ -119,59 +104,3 @@ def measure_model_privacy(
         seed = int(labels["stage"].removeprefix("seed"))
         steps = nearest.assign(condition=labels["condition"], seed=seed, model=labels["model"])
     io.write_tsv(out_steps, steps[STEP_COLUMNS])
-
-
-def summarise_privacy(
-    *,
-    membership: list[Path],
-    steps: list[Path],
-    scores: list[Path],
-    seeds: list[int],
-    references: Path,
-    slices: Path,
-    quantile: float,
-    n_bootstrap: int,
-    seed: int,
-    top: int,
-    out_attacks: Path,
-    out_summary: Path,
-    out_subjects: Path,
-    out_steps: Path,
-    out_threshold: Path,
-) -> None:
-    """The attack per model and across seeds, the copies per training subject (every generated
-    set of a seed, ``scores`` in ``seeds`` order), the step curve, and the threshold used."""
-    losses = pd.concat([io.read_tsv(p) for p in membership], ignore_index=True)
-    attacks = attack_table(
-        losses.assign(member=as_bool(losses["member"], "member")), n_bootstrap, seed
-    )
-    refs = io.read_tsv(references)
-    reals = refs[refs["condition"] == REAL_CONDITION]
-    threshold = threshold_interval(reals["nn_corr"].to_numpy(float), quantile, n_bootstrap, seed)
-    train = read_slices(slices, "train")
-    per_seed, by_condition = [], []
-    for replicate, path in zip(seeds, scores, strict=True):
-        table = io.read_tsv(path)
-        generated = table[is_generated(table["condition"])]
-        per_seed.append(
-            copies_per_subject(generated, train, threshold["threshold"]).assign(seed=replicate)
-        )
-        for condition, images in generated.groupby("condition", sort=False):
-            counts = copies_per_subject(images, train, threshold["threshold"])
-            by_condition.append(counts.assign(seed=replicate, condition=condition))
-    summary = attack_summary(attacks)
-    copies = pd.concat(by_condition, ignore_index=True)
-    summary = summary.assign(
-        **pd.DataFrame(
-            [copies_summary(copies[copies["condition"] == c]) for c in summary["condition"]]
-        )
-    )
-    everything = pd.concat(per_seed, ignore_index=True)
-    io.write_tsv(out_attacks, attacks)
-    io.write_tsv(out_summary, summary)
-    io.write_tsv(out_subjects, most_copied(everything, top))
-    io.write_tsv(
-        out_steps, step_curve(pd.concat([io.read_tsv(p) for p in steps]), threshold["threshold"])
-    )
-    io.write_json(out_threshold, threshold | copies_summary(everything) | {"quantile": quantile})
-    log.info("privacy: %d models attacked, threshold %.3f", len(attacks), threshold["threshold"])
