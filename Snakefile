@@ -26,10 +26,25 @@ include: "workflow/rules/privacy.smk"
 include: "workflow/rules/report.smk"
 
 
+# Jobs of seconds on small tables run where Snakemake runs: on a cluster each would cost a
+# submission, a queue wait and a status poll, and the summaries and reports run one after another.
 localrules:
     all,
     write_demo_collection,
     write_scans_sheet,
+    write_slice_table,
+    write_requests,
+    flag_references,
+    summarise_replicates,
+    summarise_remedies,
+    summarise_instructions,
+    summarise_privacy,
+    report_tables,
+    draw_figures,
+    report_morphometry,
+    report_remedies,
+    report_instructions,
+    report_privacy,
 
 
 rule all:
