@@ -153,3 +153,62 @@ def test_step_curve_counts_copies_per_step_and_seed():
     assert out.loc[50, "copies"] == 0 and out.loc[150, "copies"] == 3
     assert out.loc[150, "copy_share_mean"] == pytest.approx(0.75)  # seeds: 1/2 and 2/2
     assert out.loc[150, "nn_corr_max"] == 0.99 and out.loc[50, "n_images"] == 4
+
+
+def test_the_report_writes_the_table_the_notes_and_a_figure_per_condition(tmp_path):
+    """report/privacy from constructed evaluate outputs: the csv, the markdown with its
+    SYNTHETIC label, the not-estimable cells and the few-reals sentence, and the figures, the
+    step figure with the threshold drawn."""
+    from brainmr import io
+    from brainmr.report.privacy import steps_figure, write_privacy
+
+    attacks = pd.DataFrame(
+        {
+            "condition": "brain",
+            "model": "shared",
+            "stage": ["seed0", "seed1", "base"],
+            "auc": [0.9, 0.8, 0.5],
+            "auc_low": [0.8, 0.7, 0.3],
+            "auc_high": [1.0, 0.9, 0.7],
+            "tpr_at_1pct_fpr": np.nan,
+            "tpr_at_10pct_fpr": np.nan,
+            "n_members": 19,
+            "n_nonmembers": 9,
+        }
+    )
+    summary = attack_summary(attacks).assign(
+        share_copied_mean=0.1, share_copied_low=0.0, share_copied_high=0.3, copies_per_seed="1, 2"
+    )
+    steps = pd.DataFrame(
+        {"condition": "brain", "seed": 0, "step": [50, 150], "nn_corr": [0.5, 0.97]}
+    )
+    files = {name: tmp_path / f"{name}.tsv" for name in ("summary", "attacks", "subjects", "steps")}
+    io.write_tsv(files["summary"], summary)
+    io.write_tsv(files["attacks"], attacks)
+    io.write_tsv(files["subjects"], pd.DataFrame(columns=["subject", "group", "copies"]))
+    io.write_tsv(files["steps"], step_curve(steps, threshold=0.95))
+    threshold = {"threshold": 0.95, "threshold_low": 0.9, "threshold_high": 0.96}
+    io.write_json(
+        tmp_path / "t.json", threshold | {"n_reals": 9, "reals_needed": 100} | {"quantile": 0.99}
+    )
+    out = {"csv": tmp_path / "p.csv", "md": tmp_path / "p.md", "attack": tmp_path / "a.png"}
+    write_privacy(
+        **files,
+        threshold=tmp_path / "t.json",
+        conditions=["brain"],
+        run_label="TEST",
+        synthetic=True,
+        out_csv=out["csv"],
+        out_md=out["md"],
+        out_attack=out["attack"],
+        out_steps=[tmp_path / "s.png"],
+    )
+    text = out["md"].read_text(encoding="utf-8")
+    assert "SYNTHETIC" in text and "| brain | shared | 0.85 [" in text
+    assert "not estimable (9 non-members; needs 10)" in text and "9 is few" in text
+    assert "No training subject was copied" in text
+    assert pd.read_csv(out["csv"]).loc[0, "base_auc"] == 0.5
+    assert out["attack"].stat().st_size > 0 and (tmp_path / "s.png").stat().st_size > 0
+    figure = steps_figure(io.read_tsv(files["steps"]), "brain", 0.95, "TEST", True)
+    lines = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert "memorization threshold" in lines

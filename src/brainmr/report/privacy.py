@@ -128,13 +128,17 @@ def attack_figure(attacks: pd.DataFrame, run_label: str, synthetic: bool):
     return fig
 
 
-def steps_figure(steps: pd.DataFrame, condition: str, run_label: str, synthetic: bool):
-    """One condition: nearest-training correlation (median, largest) and copy share per seed
-    (mean, t interval) of the validation images against the training step."""
+def steps_figure(
+    steps: pd.DataFrame, condition: str, threshold: float, run_label: str, synthetic: bool
+):
+    """One condition: nearest-training correlation (median, largest) of the validation images
+    against the training step, beside the memorization threshold, and the copy share per seed
+    (mean, t interval)."""
     part = steps[steps["condition"] == condition].sort_values("step")
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
     left.plot(part["step"], part["nn_corr_median"], "o-", label="median")
     left.plot(part["step"], part["nn_corr_max"], "s--", label="largest")
+    left.axhline(threshold, color="red", linestyle=":", label="memorization threshold")
     left.set_xlabel("training step")
     left.set_ylabel("nearest training slice r")
     left.legend()
@@ -164,13 +168,12 @@ def write_privacy(
     out_attack: Path,
     out_steps: list[Path],
 ) -> None:
-    table, step_table = io.read_tsv(summary), io.read_tsv(steps)
+    table, step_table, limits = io.read_tsv(summary), io.read_tsv(steps), io.read_json(threshold)
     with io.atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")  # one row per attacked model
-    text = privacy_markdown(
-        table, io.read_tsv(subjects), step_table, io.read_json(threshold), run_label, synthetic
-    )
+    text = privacy_markdown(table, io.read_tsv(subjects), step_table, limits, run_label, synthetic)
     io.write_text(out_md, text)
     io.save_figure(out_attack, attack_figure(io.read_tsv(attacks), run_label, synthetic))
     for condition, out in zip(conditions, out_steps, strict=True):
-        io.save_figure(out, steps_figure(step_table, condition, run_label, synthetic))
+        figure = steps_figure(step_table, condition, limits["threshold"], run_label, synthetic)
+        io.save_figure(out, figure)
