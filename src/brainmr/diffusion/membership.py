@@ -91,11 +91,11 @@ def measure_membership(
     from brainmr.diffusion.generate import load_pipeline
 
     limit_threads(threads, torch=True)
-    if as_bool(candidates["member"], "member").nunique() < 2:
+    member = as_bool(candidates["member"], "member").to_numpy()
+    if member.all() or not member.any():
         raise ValueError(f"{model_dir}: membership needs members and non-members, got one kind")
     pipe = load_pipeline(Path(model_dir), scheduler="ddpm", mixed_precision=mixed_precision)
     table = membership_table(pipe, candidates, cfg, resolution)
-    member = as_bool(table["member"], "member")
     log.info(
         "%s: mean loss %.4f on %d members, %.4f on %d non-members",
         model_dir,

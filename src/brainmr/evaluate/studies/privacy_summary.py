@@ -22,7 +22,6 @@ from brainmr.evaluate.studies.privacy import (
     step_curve,
     threshold_interval,
 )
-from brainmr.io import as_bool
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +47,7 @@ def summarise_privacy(
     """The attack per model and across seeds, the copies per training subject (every generated
     set of a seed, ``scores`` in ``seeds`` order), the step curve, and the threshold used."""
     losses = pd.concat([io.read_tsv(p) for p in membership], ignore_index=True)
-    attacks = attack_table(
-        losses.assign(member=as_bool(losses["member"], "member")), n_bootstrap, seed
-    )
+    attacks = attack_table(losses, n_bootstrap, seed)  # it reads ``member`` with as_bool
     refs = io.read_tsv(references)
     reals = refs[refs["condition"] == REAL_CONDITION]
     threshold = threshold_interval(reals["nn_corr"].to_numpy(float), quantile, n_bootstrap, seed)
